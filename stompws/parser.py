@@ -445,15 +445,17 @@ _UNESCAPES: Final = {"\\\\": "\\", "\\n": "\n", "\\c": ":", "\\r": "\r"}
 def _unescape(text: str, version: str, parser: FrameParser, pos: int) -> str:
     if "\\" not in text:
         return text
-    if "\\\\" not in text:
-        # Every backslash starts a distinct escape here, so plain replaces cannot mis-pair.
-        result = text.replace("\\c", ":").replace("\\n", "\n")
+    if "\x01" not in text:
+        # str.replace pairs backslashes left to right, as an escape reader does, so the
+        # escaped backslashes can be set aside under a placeholder first; any backslash
+        # left after the defined escapes are replaced starts an undefined one.
+        result = text.replace("\\\\", "\x01").replace("\\c", ":").replace("\\n", "\n")
         if version == "1.2":
             result = result.replace("\\r", "\r")
         if "\\" not in result:
-            return result
-    parts = []
+            return result.replace("\x01", "\\")
     index = 0
+    parts = []
     while True:
         slash = text.find("\\", index)
         if slash < 0:
