@@ -1,10 +1,11 @@
 """stompws: a threaded STOMP 1.0/1.1/1.2 client for WebSocket and TCP.
 
-The building blocks shipped so far are the sans-IO core: ``Frame`` and its encoder, the
-streaming ``FrameParser`` and the ``ClientProtocol`` state machine, and the exception tree.
+``Client`` is the threaded client; ``Frame``, ``FrameParser`` and ``ClientProtocol`` are the
+sans-IO building blocks under it; every error is a ``StompError`` (see ``stompws.errors``).
 """
 
 from ._version import __version__
+from .client import Client, ClientState
 from .errors import (
     BrokerError,
     ConnectError,
@@ -19,13 +20,17 @@ from .errors import (
     UsageError,
 )
 from .frame import Frame
+from .handles import Receipt, Subscription, Transaction
+from .listener import Listener, PrintingListener, StatsListener, WaitingListener
 from .parser import HEARTBEAT, FrameParser, Heartbeat
 from .protocol import ClientProtocol, State
 
 __all__ = [
     "HEARTBEAT",
     "BrokerError",
+    "Client",
     "ClientProtocol",
+    "ClientState",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionClosed",
@@ -33,12 +38,19 @@ __all__ = [
     "FrameParser",
     "Heartbeat",
     "HeartbeatTimeout",
+    "Listener",
     "NotConnected",
+    "PrintingListener",
     "ProtocolError",
+    "Receipt",
     "ReceiptTimeout",
     "ReceiveTimeout",
     "State",
+    "StatsListener",
     "StompError",
+    "Subscription",
+    "Transaction",
     "UsageError",
+    "WaitingListener",
     "__version__",
 ]

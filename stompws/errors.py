@@ -23,7 +23,7 @@ them. ``ProtocolError`` is the only exception the frame parser raises.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .frame import Frame
@@ -80,10 +80,14 @@ class ProtocolError(StompError):
     """The peer sent bytes that are not valid STOMP, or more than a configured limit.
 
     ``offset`` is where in the received stream the problem was found, when known.
+    ``frames`` holds what the parser completed before the problem in the same input, so
+    that nothing received intact is lost (``events``: the same, as session events).
     """
 
     def __init__(self, message: str, *, offset: int | None = None) -> None:
         self.offset = offset
+        self.frames: list[Any] = []
+        self.events: list[Any] = []
         super().__init__(
             message if offset is None else f"{message} (at byte {offset} of the stream)"
         )

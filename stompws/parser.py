@@ -166,7 +166,7 @@ class FrameParser:
         try:
             pos = self._parse(buf, out)
         except ProtocolError as error:
-            error.frames = out  # type: ignore[attr-defined]
+            error.frames = out
             self._broken = error
             self._buffer = bytearray()
             raise
@@ -206,7 +206,6 @@ class FrameParser:
 
     def _fail_limit_while_waiting(self, message: str) -> None:
         error = ProtocolError(message, offset=self._stream_offset)
-        error.frames = []  # type: ignore[attr-defined]
         self._broken = error
         self._buffer = bytearray()
         raise error

@@ -357,7 +357,12 @@ class ClientProtocol:
         """
         if data:
             self.last_received = now
-        items = self._parser.feed(data)
+        try:
+            items = self._parser.feed(data)
+        except ProtocolError as error:
+            # The frames before the malformed one still count: hand them over with it.
+            error.events = [self._handle(item) for item in error.frames]
+            raise
         return [self._handle(item) for item in items]
 
     def _handle(self, item: Frame | Heartbeat) -> Event:

@@ -1,0 +1,643 @@
+"""The threaded STOMP client: the public facade over connections, sessions and listeners.
+
+A ``Client`` owns its listeners, its subscriptions (which outlive one connection, for
+reconnects), its pending receipts and open transactions, and at most one live
+``Connection``. It never holds its own lock while calling user code; the connection's lock is
+held only to build and write a frame.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .connection import Connection
+from .errors import (
+    BrokerError,
+    ConnectError,
+    ConnectionClosed,
+    ConnectTimeout,
+    NotConnected,
+    StompError,
+    UsageError,
+)
+from .frame import VERSIONS, Frame, Headers
+from .handles import DEFAULT_MAX_BUFFERED, Receipt, Subscription, Transaction
+from .listener import Listener, Listeners, isolated
+from .parser import DEFAULT_MAX_FRAME_SIZE
+from .protocol import (
+    ClientProtocol,
+    Connected,
+    ErrorReceived,
+    Event,
+    HeartbeatReceived,
+    Lost,
+    MessageReceived,
+    Outgoing,
+    ReceiptReceived,
+)
+from .transport import Endpoint, open_transport, parse_url
+
+__all__ = ["Client", "ClientState"]
+
+logger = logging.getLogger("stompws.client")
+
+
+class ClientState(enum.Enum):
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTING = "disconnecting"
+    DISCONNECTED = "disconnected"  # the connection was lost; connect() may be called again
+    CLOSED = "closed"  # disconnect() was called: final
+
+
+class _ConnectAttempt:
+    """connect()'s view of one attempt: the reader resolves it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.frame: Frame | None = None
+        self.error: BaseException | None = None
+
+    def succeed(self, frame: Frame) -> None:
+        self.frame = frame
+        self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+class _Acker:
+    """Bound to each received MESSAGE as ``frame.ack()``; remembers the connection it came
+    over, because an ACK is only meaningful on that connection."""
+
+    __slots__ = ("client", "connection")
+
+    def __init__(self, client: Client, connection: Connection) -> None:
+        self.client = client
+        self.connection = connection
+
+    def __call__(self, frame: Frame, positive: bool, transaction: str | None) -> None:
+        self.client._acknowledge(frame, positive, transaction)
+
+
+class Client:
+    """A STOMP client over WebSocket (ws://, wss://) or TCP (stomp://, stomp+ssl://).
+
+    See the README for the threading model. All arguments after the URL are keyword-only;
+    ``url`` may also be a list of URLs, tried in order.
+    """
+
+    def __init__(
+        self,
+        url: str | Sequence[str],
+        *,
+        login: str | None = None,
+        passcode: str | None = None,
+        host: str | None = None,
+        heartbeats: tuple[int, int] = (10_000, 10_000),
+        versions: Sequence[str] = VERSIONS,
+        connect_headers: Headers | None = None,
+        ws_headers: dict[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        reconnect: Any = None,
+        connect_timeout: float = 10.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        heartbeat_tolerance: float = 2.0,
+        write_timeout: float = 10.0,
+        receipt_timeout: float = 30.0,
+    ) -> None:
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise UsageError("no URL to connect to")
+        self._endpoints = [parse_url(item) for item in urls]
+        self._login = login
+        self._passcode = passcode
+        self._host = host
+        self._versions = tuple(versions)
+        # Checked now, so that a bad setting fails here and not at connect().
+        ClientProtocol(
+            versions=self._versions,
+            heartbeats=heartbeats,
+            heartbeat_tolerance=heartbeat_tolerance,
+            max_frame_size=max_frame_size,
+        )
+        for name, seconds in (
+            ("connect_timeout", connect_timeout),
+            ("write_timeout", write_timeout),
+            ("receipt_timeout", receipt_timeout),
+        ):
+            if not seconds > 0:
+                raise UsageError(f"{name} must be more than 0 seconds, not {seconds!r}")
+        if reconnect is not None:
+            raise UsageError("reconnect is not available yet in this version")
+        self._heartbeats = heartbeats
+        self._heartbeat_tolerance = heartbeat_tolerance
+        self._connect_headers = connect_headers
+        self._ws_headers = dict(ws_headers or {})
+        self._ssl_context = ssl_context
+        self.connect_timeout = connect_timeout
+        self.write_timeout = write_timeout
+        self.receipt_timeout = receipt_timeout
+        self._max_frame_size = max_frame_size
+
+        self._listeners = Listeners()
+        self._lock = threading.Lock()  # guards the fields below; never held over user code
+        self._state = ClientState.NEW
+        self._connection: Connection | None = None
+        self._attempt: _ConnectAttempt | None = None
+        self._subscriptions: dict[str, Subscription] = {}
+        self._transactions: dict[str, Transaction] = {}
+        self._receipts: dict[str, Receipt] = {}
+        self._last_error: BrokerError | None = None  # an ERROR with nothing after it yet
+        self._endpoint: Endpoint = self._endpoints[0]
+        self._connected_frame: Frame | None = None
+
+    def __repr__(self) -> str:
+        return f"<stompws.Client {self._endpoint.url} {self._state.value}>"
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        return self._state
+
+    @property
+    def is_connected(self) -> bool:
+        connection = self._connection
+        return (
+            self._state is ClientState.CONNECTED
+            and connection is not None
+            and not connection.ended.is_set()
+        )
+
+    @property
+    def url(self) -> str:
+        """The URL of the current (or last) connection, without credentials."""
+        return self._endpoint.url
+
+    @property
+    def version(self) -> str | None:
+        connection = self._connection
+        return connection.protocol.version if connection else None
+
+    @property
+    def server(self) -> str | None:
+        connection = self._connection
+        return connection.protocol.server if connection else None
+
+    @property
+    def session(self) -> str | None:
+        connection = self._connection
+        return connection.protocol.session if connection else None
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._subscriptions.values())
+
+    @property
+    def transactions(self) -> list[Transaction]:
+        return list(self._transactions.values())
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.add(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    # -- connecting --------------------------------------------------------------------------
+
+    def connect(self, timeout: float | None = None) -> Frame:
+        """Connect and return the broker's CONNECTED frame.
+
+        ``timeout`` (default ``connect_timeout``) covers TCP, TLS, the WebSocket handshake
+        and CONNECTED, for each URL in turn. Raises ``ConnectTimeout``, ``BrokerError`` (the
+        broker answered ERROR, e.g. bad credentials) or ``ConnectError``.
+        """
+        with self._lock:
+            if self._state is ClientState.CLOSED:
+                raise UsageError("this client was disconnected; create a new Client")
+            if self._state in (ClientState.CONNECTING, ClientState.CONNECTED):
+                raise UsageError(f"the client is already {self._state.value}")
+            self._state = ClientState.CONNECTING
+        seconds = self.connect_timeout if timeout is None else timeout
+        failures: list[ConnectError] = []
+        try:
+            for endpoint in self._endpoints:
+                try:
+                    frame = self._connect_to(endpoint, seconds)
+                except ConnectError as error:
+                    failures.append(error)
+                    continue
+                with self._lock:
+                    self._state = ClientState.CONNECTED
+                return frame
+        except BaseException:
+            with self._lock:
+                self._state = ClientState.DISCONNECTED
+            raise
+        with self._lock:
+            self._state = ClientState.DISCONNECTED
+        if len(failures) == 1:
+            raise failures[0]
+        summary = "; ".join(str(error) for error in failures)
+        raise failures[-1].__class__(f"no URL could be connected: {summary}") from failures[-1]
+
+    def _connect_to(self, endpoint: Endpoint, seconds: float) -> Frame:
+        deadline = time.monotonic() + seconds
+        self._endpoint = endpoint
+        self._listeners.call("on_connecting", endpoint.url)
+        try:
+            transport = open_transport(
+                endpoint,
+                timeout=seconds,
+                ssl_context=self._ssl_context,
+                ws_headers=self._ws_headers,
+                versions=self._versions,
+                write_timeout=self.write_timeout,
+            )
+        except ConnectError as error:
+            self._listeners.call("on_disconnected", error)
+            raise
+        protocol = ClientProtocol(
+            versions=self._versions,
+            heartbeats=self._heartbeats,
+            heartbeat_tolerance=self._heartbeat_tolerance,
+            max_frame_size=self._max_frame_size,
+        )
+        connection = Connection(transport, protocol, self)
+        connection.acker = _Acker(self, connection)
+        attempt = _ConnectAttempt()
+        with self._lock:
+            self._connection = connection
+            self._attempt = attempt
+            self._last_error = None
+        connection.start()
+        login = self._login if self._login is not None else endpoint.login
+        passcode = self._passcode if self._passcode is not None else endpoint.passcode
+        try:
+            outgoing = connection.perform(
+                lambda session: session.connect(
+                    login=login, passcode=passcode, host=self._host, headers=self._connect_headers
+                )
+            )
+            self._listeners.call("on_send", outgoing.frame)
+        except ConnectionClosed as error:
+            attempt.fail(ConnectError(f"connection to {endpoint.url} lost during CONNECT: {error}"))
+        if not attempt.done.wait(max(deadline - time.monotonic(), 0.0)):
+            attempt.fail(ConnectTimeout(f"no CONNECTED from {endpoint.url} within {seconds:g} s"))
+        if attempt.error is not None:
+            connection.abort(attempt.error)
+            connection.ended.wait(max(deadline - time.monotonic(), 0.0) + 1.0)
+            raise attempt.error
+        assert attempt.frame is not None  # set with done when there is no error
+        connection.start_heartbeats()
+        return attempt.frame
+
+    def disconnect(self, timeout: float = 5.0) -> None:
+        """Send DISCONNECT with a receipt, wait for it at most ``timeout`` seconds, close,
+        and join the client's threads. Never hangs, also when the connection is dead.
+        Calling it again, or on a client that never connected, does nothing."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._state in (ClientState.CLOSED, ClientState.DISCONNECTING):
+                return
+            self._state = ClientState.DISCONNECTING
+            connection = self._connection
+        try:
+            if connection is not None and not connection.ended.is_set():
+                self._say_goodbye(connection, deadline)
+        finally:
+            with self._lock:
+                self._state = ClientState.CLOSED
+                subscriptions = list(self._subscriptions.values())
+                self._subscriptions.clear()
+            for subscription in subscriptions:
+                subscription._close(NotConnected("the client was disconnected"))
+
+    def _say_goodbye(self, connection: Connection, deadline: float) -> None:
+        connection.ending_requested = True
+        receipt: Receipt | None = None
+        try:
+            receipt = self._perform(connection, lambda s: s.disconnect(receipt=True))
+        except StompError as error:
+            logger.debug("DISCONNECT not sent: %s", error)
+        if connection.on_reader_thread:
+            # Called from a listener: the reader cannot wait for itself; it ends after the
+            # listener returns.
+            connection.end_gracefully()
+            return
+        if receipt is not None:
+            try:
+                receipt.wait(max(deadline - time.monotonic(), 0.0))
+            except StompError as error:
+                logger.debug("no RECEIPT for DISCONNECT: %s", error)
+        if not connection.ended.is_set():
+            connection.end_gracefully()
+            if not connection.ended.wait(max(min(deadline - time.monotonic(), 1.0), 0.05)):
+                connection.abort()
+        for thread in (connection.reader_thread, connection.heartbeat_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(deadline - time.monotonic(), 0.05))
+
+    def __enter__(self) -> Client:
+        self.connect()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.disconnect()
+
+    # -- messaging ---------------------------------------------------------------------------
+
+    def send(
+        self,
+        destination: str,
+        body: bytes | str = b"",
+        *,
+        headers: Headers | None = None,
+        content_type: str | None = None,
+        receipt: bool = False,
+        transaction: str | None = None,
+        content_length: bool = True,
+    ) -> Receipt | None:
+        """Send a message; returns a ``Receipt`` when ``receipt`` is true.
+
+        ``content_length=False`` leaves the header out (ActiveMQ then delivers a
+        TextMessage); a body containing NUL always needs it.
+        """
+        return self._perform(
+            self._live(),
+            lambda s: s.send(
+                destination,
+                body,
+                headers=headers,
+                content_type=content_type,
+                transaction=transaction,
+                receipt=receipt,
+                content_length=content_length,
+            ),
+        )
+
+    def subscribe(
+        self,
+        destination: str,
+        *,
+        ack: str = "auto",
+        headers: Headers | None = None,
+        id: str | None = None,
+        callback: Callable[[Frame], None] | None = None,
+        receipt: bool = False,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+    ) -> Subscription:
+        """Subscribe; ``callback(frame)`` gets this subscription's messages.
+
+        With ``receipt=True`` this returns once the broker confirmed the subscription.
+        """
+        if max_buffered < 1:
+            raise UsageError(f"max_buffered must be at least 1, not {max_buffered}")
+        connection = self._live()
+        created: list[Subscription] = []
+
+        def build(session: ClientProtocol) -> Outgoing:
+            info, outgoing = session.subscribe(
+                destination, ack=ack, headers=headers, id=id, receipt=receipt
+            )
+            subscription = Subscription(
+                self, info.id, destination, ack, info.headers, callback, max_buffered
+            )
+            self._subscriptions[info.id] = subscription
+            created.append(subscription)
+            return outgoing
+
+        pending = self._perform(connection, build)
+        if pending is not None:
+            pending.wait()
+        return created[0]
+
+    def unsubscribe(
+        self, subscription: Subscription | str, *, receipt: bool = False
+    ) -> Receipt | None:
+        """Stop a subscription (given as the object or its id)."""
+        sub_id = subscription if isinstance(subscription, str) else subscription.id
+        found = self._subscriptions.get(sub_id)
+        result = self._perform(self._live(), lambda s: s.unsubscribe(sub_id, receipt=receipt))
+        self._subscriptions.pop(sub_id, None)
+        if found is not None:
+            found._close(NotConnected(f"subscription {sub_id} was unsubscribed"))
+        return result
+
+    def ack(self, frame: Frame, *, transaction: str | None = None, receipt: bool = False) -> None:
+        """Acknowledge a MESSAGE with the headers the negotiated version needs."""
+        self._acknowledge(frame, True, transaction, receipt)
+
+    def nack(self, frame: Frame, *, transaction: str | None = None, receipt: bool = False) -> None:
+        """Reject a MESSAGE (not in STOMP 1.0)."""
+        self._acknowledge(frame, False, transaction, receipt)
+
+    def _acknowledge(
+        self, frame: Frame, positive: bool, transaction: str | None, receipt: bool = False
+    ) -> None:
+        connection = self._live()
+        acker = getattr(frame, "_acker", None)
+        origin = acker.connection if isinstance(acker, _Acker) else connection
+        if origin is not connection:
+            raise ConnectionClosed(
+                "this message came over a connection that has ended; the broker redelivers "
+                "unacknowledged messages, so it cannot be acknowledged any more"
+            )
+        if positive:
+            self._perform(
+                connection, lambda s: s.ack(frame, transaction=transaction, receipt=receipt)
+            )
+        else:
+            self._perform(
+                connection, lambda s: s.nack(frame, transaction=transaction, receipt=receipt)
+            )
+
+    def begin(self, id: str | None = None) -> Transaction:
+        """Begin a transaction."""
+        created: list[Transaction] = []
+
+        def build(session: ClientProtocol) -> Outgoing:
+            tx_id, outgoing = session.begin(id)
+            created.append(Transaction(self, tx_id))
+            self._transactions[tx_id] = created[0]
+            return outgoing
+
+        self._perform(self._live(), build)
+        return created[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """``with client.transaction() as tx:`` commits on success, aborts on an exception."""
+        with self.begin() as tx:
+            yield tx
+
+    def _end_transaction(self, tx: Transaction, command: str, receipt: bool) -> Receipt | None:
+        if tx.lost is not None:
+            raise ConnectionClosed(
+                f"transaction {tx.id} was aborted by the broker when the connection ended "
+                f"({tx.lost})"
+            )
+
+        def build(session: ClientProtocol) -> Outgoing:
+            if command == "COMMIT":
+                outgoing = session.commit(tx.id, receipt=receipt)
+            else:
+                outgoing = session.abort(tx.id, receipt=receipt)
+            self._transactions.pop(tx.id, None)
+            return outgoing
+
+        return self._perform(self._live(), build)
+
+    # -- internals: sending ------------------------------------------------------------------
+
+    def _live(self) -> Connection:
+        connection = self._connection
+        if self._state is not ClientState.CONNECTED or connection is None:
+            raise NotConnected(f"the client is {self._state.value}, not connected")
+        if connection.ended.is_set():
+            raise NotConnected(f"the connection has ended: {connection.reason}")
+        return connection
+
+    def _perform(
+        self, connection: Connection, build: Callable[[ClientProtocol], Outgoing]
+    ) -> Receipt | None:
+        registered: list[Receipt] = []
+
+        def build_and_register(session: ClientProtocol) -> Outgoing:
+            outgoing = build(session)
+            if outgoing.receipt_id is not None:
+                # Under the connection's lock and before the write: the RECEIPT cannot
+                # arrive before its waiter exists.
+                receipt = Receipt(
+                    outgoing.receipt_id, outgoing.frame.command, connection, self.receipt_timeout
+                )
+                self._receipts[outgoing.receipt_id] = receipt
+                registered.append(receipt)
+            return outgoing
+
+        outgoing = connection.perform(build_and_register)
+        if self._listeners:
+            self._listeners.call("on_send", outgoing.frame)
+        return registered[0] if registered else None
+
+    def _refuse_on_reader(self, what: str) -> None:
+        connection = self._connection
+        if connection is not None and connection.on_reader_thread:
+            raise UsageError(
+                f"cannot {what} inside a listener or callback: the reader thread that "
+                "delivers messages is the one that would wait"
+            )
+
+    # -- internals: events from the connection (reader thread, no lock held) ----------------
+
+    def connection_events(self, connection: Connection, events: list[Event]) -> None:
+        listeners = self._listeners
+        only_heartbeats = True
+        for event in events:
+            if type(event) is MessageReceived:
+                only_heartbeats = False
+                self._last_error = None
+                self._deliver(connection, event)
+            elif type(event) is HeartbeatReceived:
+                continue
+            elif type(event) is ReceiptReceived:
+                only_heartbeats = False
+                self._last_error = None
+                receipt = self._receipts.pop(event.receipt_id, None)
+                if receipt is not None:
+                    receipt._resolve(event.frame)
+                listeners.call("on_receipt", event.frame)
+            elif type(event) is ErrorReceived:
+                only_heartbeats = False
+                self._on_error(event)
+            elif type(event) is Connected:
+                only_heartbeats = False
+                self._connected_frame = event.frame
+                attempt = self._attempt
+                if attempt is not None:
+                    attempt.succeed(event.frame)
+                listeners.call("on_connected", event.frame)
+        if only_heartbeats:
+            for _ in events:
+                listeners.call("on_heartbeat")
+
+    def _deliver(self, connection: Connection, event: MessageReceived) -> None:
+        frame = event.frame
+        frame._acker = connection.acker  # type: ignore[assignment]
+        listeners = self._listeners
+        listeners.call("on_message", frame)
+        info = event.subscription
+        subscription = self._subscriptions.get(info.id) if info is not None else None
+        if subscription is None:
+            return
+        if subscription.callback is not None:
+            isolated(subscription.callback, frame, listeners)
+        else:
+            subscription._deliver(frame, connection, listeners.handle_message())
+
+    def _on_error(self, event: ErrorReceived) -> None:
+        error = BrokerError(event.frame)
+        self._last_error = error
+        logger.warning("%r: %s", self, error)
+        if event.receipt_id is not None:
+            receipt = self._receipts.pop(event.receipt_id, None)
+            if receipt is not None:
+                receipt._fail(error)
+        attempt = self._attempt
+        if attempt is not None and not attempt.done.is_set():
+            attempt.fail(error)
+        self._listeners.call("on_error", event.frame)
+
+    def connection_heartbeat_timeout(self, connection: Connection) -> None:
+        self._listeners.call("on_heartbeat_timeout")
+
+    def connection_lost(
+        self, connection: Connection, reason: BaseException | None, lost: Lost
+    ) -> None:
+        # A close right after an ERROR is the broker acting on that ERROR: report the ERROR.
+        if isinstance(reason, ConnectionClosed) and self._last_error is not None:
+            reason = self._last_error
+        failure: StompError = (
+            reason
+            if isinstance(reason, StompError)
+            else ConnectionClosed("the client disconnected")
+            if reason is None
+            else ConnectionClosed(f"connection failed: {reason!r}")
+        )
+        with self._lock:
+            receipts = [
+                self._receipts.pop(rid)
+                for rid, receipt in list(self._receipts.items())
+                if receipt._connection is connection
+            ]
+            transactions = list(self._transactions.values())
+            self._transactions.clear()
+            attempt = self._attempt
+            if self._connection is connection and self._state is ClientState.CONNECTED:
+                self._state = ClientState.DISCONNECTED
+            ending = self._state in (ClientState.DISCONNECTED,)
+            subscriptions = list(self._subscriptions.values()) if ending else []
+        for receipt in receipts:
+            receipt._fail(failure)
+        for tx in transactions:
+            tx.lost = failure
+        if attempt is not None and not attempt.done.is_set():
+            attempt.fail(
+                failure
+                if isinstance(failure, (BrokerError, ConnectError))
+                else ConnectError(f"{connection.transport.endpoint.url}: {failure}")
+            )
+        for subscription in subscriptions:
+            subscription._close(failure)
+        self._listeners.call("on_disconnected", reason)

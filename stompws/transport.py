@@ -1,0 +1,271 @@
+"""Byte transports under a STOMP session: TCP here, WebSocket in ``ws_transport``.
+
+These two modules are the only ones that import ``socket``, ``ssl`` or ``websocket``.
+
+Threading contract, which the client relies on:
+
+* exactly one thread (the connection's reader) calls ``recv`` and, at the end, ``close``;
+* any thread may call ``send`` and ``close_gracefully``; the client serialises them;
+* any thread may call ``abort``: it shuts the socket down (``shutdown(2)``, not ``close``) so
+  that a ``recv`` blocked in the reader returns at once, and the reader then closes. Closing
+  a socket from a second thread while another is inside ``recv`` is a known crash with TLS.
+
+Reads never time out (an idle, healthy connection must stay up; heart-beats judge liveness);
+writes do, through ``SO_SNDTIMEO``, so a peer that stops reading cannot block a sender, or
+``disconnect()``, for longer than ``write_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from .errors import ConnectError, ConnectionClosed, ConnectTimeout, UsageError
+
+__all__ = ["Endpoint", "TcpTransport", "Transport", "open_transport", "parse_url"]
+
+_DEFAULT_PORTS = {"ws": 80, "wss": 443, "stomp": 61613, "stomp+ssl": 61614, "stomp+tls": 61614}
+_READ_SIZE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to connect, parsed from a URL; credentials in it never appear in its repr."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str = "/"
+    login: str | None = field(default=None, repr=False)
+    passcode: str | None = field(default=None, repr=False)
+
+    @property
+    def websocket(self) -> bool:
+        return self.scheme in ("ws", "wss")
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme in ("wss", "stomp+ssl", "stomp+tls")
+
+    @property
+    def url(self) -> str:
+        """The URL without credentials: safe to log and show."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        path = self.path if self.websocket else ""
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+
+def parse_url(url: str) -> Endpoint:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise UsageError(
+            f"unsupported URL scheme {parts.scheme!r} in {_without_credentials(url)!r}: "
+            "use ws://, wss://, stomp:// or stomp+ssl://"
+        )
+    if not parts.hostname:
+        raise UsageError(f"no host in URL {_without_credentials(url)!r}")
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise UsageError(f"bad port in URL {_without_credentials(url)!r}") from None
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return Endpoint(
+        scheme=scheme,
+        host=parts.hostname,
+        port=port,
+        path=path,
+        login=unquote(parts.username) if parts.username is not None else None,
+        passcode=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+class Transport(Protocol):
+    """What the client needs from a byte transport (see the module docstring)."""
+
+    endpoint: Endpoint
+    subprotocol: str | None
+
+    def send(self, data: bytes) -> None: ...
+
+    def recv(self) -> bytes: ...
+
+    def readable_now(self) -> bool: ...
+
+    def close_gracefully(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_transport(
+    endpoint: Endpoint,
+    *,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None,
+    ws_headers: dict[str, str] | None,
+    versions: tuple[str, ...],
+    write_timeout: float,
+) -> Transport:
+    """Connect (TCP, TLS, WebSocket handshake) within ``timeout`` seconds."""
+    if endpoint.websocket:
+        from .ws_transport import WebSocketTransport
+
+        return WebSocketTransport.open(
+            endpoint,
+            timeout=timeout,
+            ssl_context=ssl_context,
+            ws_headers=ws_headers,
+            versions=versions,
+            write_timeout=write_timeout,
+        )
+    return TcpTransport.open(
+        endpoint, timeout=timeout, ssl_context=ssl_context, write_timeout=write_timeout
+    )
+
+
+def connect_socket(
+    endpoint: Endpoint, timeout: float, ssl_context: ssl.SSLContext | None
+) -> socket.socket:
+    """A connected, blocking socket (TLS-wrapped when the endpoint says so)."""
+    deadline = time.monotonic() + timeout
+    where = f"{endpoint.host}:{endpoint.port}"
+    try:
+        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
+    except TimeoutError:
+        raise ConnectTimeout(f"no TCP connection to {where} within {timeout:g} s") from None
+    except OSError as error:
+        raise ConnectError(f"cannot connect to {where}: {error.strerror or error}") from error
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if endpoint.tls:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            context = ssl_context or ssl.create_default_context()
+            sock = wrap_tls(sock, context, endpoint.host)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def wrap_tls(sock: socket.socket, context: ssl.SSLContext, host: str) -> ssl.SSLSocket:
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as error:
+        raise ConnectError(
+            f"TLS certificate of {host} refused: {error.verify_message or error.reason}"
+        ) from error
+    except TimeoutError:
+        raise ConnectTimeout(f"TLS handshake with {host} did not finish in time") from None
+    except (ssl.SSLError, OSError) as error:
+        raise ConnectError(f"TLS handshake with {host} failed: {error}") from error
+
+
+def make_blocking(sock: socket.socket, write_timeout: float) -> None:
+    """No read timeout; a bounded write (see the module docstring)."""
+    sock.settimeout(None)
+    seconds = int(write_timeout)
+    micros = int((write_timeout - seconds) * 1_000_000)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, micros))
+
+
+def shutdown(sock: socket.socket | None) -> None:
+    """Wake a reader blocked on ``sock`` without closing it under that reader's feet."""
+    if sock is None:
+        return
+    # The plain socket method on purpose: SSLSocket.shutdown also drops the TLS object that
+    # the reader thread may be using at this moment. OSError: already shut down or never
+    # connected, and the reader wakes either way.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def readable_now(sock: socket.socket | None) -> bool:
+    """Whether bytes wait unread (in the kernel or in the TLS layer)."""
+    if sock is None or sock.fileno() < 0:
+        return False
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return bool(readable)
+
+
+class TcpTransport:
+    """STOMP straight over a TCP (or TLS) socket: stomp:// and stomp+ssl://."""
+
+    subprotocol: str | None = None
+
+    def __init__(self, endpoint: Endpoint, sock: socket.socket) -> None:
+        self.endpoint = endpoint
+        self._sock = sock
+        self._aborted = False
+
+    @classmethod
+    def open(
+        cls,
+        endpoint: Endpoint,
+        *,
+        timeout: float,
+        ssl_context: ssl.SSLContext | None,
+        write_timeout: float,
+    ) -> TcpTransport:
+        sock = connect_socket(endpoint, timeout, ssl_context)
+        make_blocking(sock, write_timeout)
+        return cls(endpoint, sock)
+
+    def send(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as error:
+            raise ConnectionClosed(f"write to {self.endpoint.url} failed: {error}") from error
+
+    def recv(self) -> bytes:
+        try:
+            data = self._sock.recv(_READ_SIZE)
+        except OSError as error:
+            if self._aborted:
+                raise ConnectionClosed("connection aborted") from None
+            raise ConnectionClosed(f"connection to {self.endpoint.url} lost: {error}") from error
+        if not data:
+            if self._aborted:
+                raise ConnectionClosed("connection aborted")
+            raise ConnectionClosed(f"{self.endpoint.url} closed the connection")
+        return data
+
+    def readable_now(self) -> bool:
+        return readable_now(self._sock)
+
+    def close_gracefully(self) -> None:
+        try:
+            # Half-close: the broker sees our end and closes its side, which ends the
+            # reader's recv with an orderly EOF. (Plain socket method: see shutdown().)
+            socket.socket.shutdown(self._sock, socket.SHUT_WR)
+        except OSError:
+            self.abort()
+
+    def abort(self) -> None:
+        self._aborted = True
+        shutdown(self._sock)
+
+    def close(self) -> None:
+        self._sock.close()
