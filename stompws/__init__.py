@@ -24,6 +24,7 @@ from .handles import Receipt, Subscription, Transaction
 from .listener import Listener, PrintingListener, StatsListener, WaitingListener
 from .parser import HEARTBEAT, FrameParser, Heartbeat
 from .protocol import ClientProtocol, State
+from .reconnect import Reconnect
 
 __all__ = [
     "HEARTBEAT",
@@ -45,6 +46,7 @@ __all__ = [
     "Receipt",
     "ReceiptTimeout",
     "ReceiveTimeout",
+    "Reconnect",
     "State",
     "StatsListener",
     "StompError",

@@ -8,14 +8,12 @@ held only to build and write a frame.
 
 from __future__ import annotations
 
-import enum
 import logging
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from .connection import Connection
 from .errors import (
@@ -27,53 +25,19 @@ from .errors import (
     StompError,
     UsageError,
 )
+from .events import EventHandling
 from .frame import VERSIONS, Frame, Headers
 from .handles import DEFAULT_MAX_BUFFERED, Receipt, Subscription, Transaction
-from .listener import Listener, Listeners, isolated
+from .lifecycle import ClientState, ConnectAttempt, Reconnecting
+from .listener import Listener, Listeners
 from .parser import DEFAULT_MAX_FRAME_SIZE
-from .protocol import (
-    ClientProtocol,
-    Connected,
-    ErrorReceived,
-    Event,
-    HeartbeatReceived,
-    Lost,
-    MessageReceived,
-    Outgoing,
-    ReceiptReceived,
-)
+from .protocol import ClientProtocol, Outgoing, State
+from .reconnect import Reconnect
 from .transport import Endpoint, open_transport, parse_url
 
 __all__ = ["Client", "ClientState"]
 
 logger = logging.getLogger("stompws.client")
-
-
-class ClientState(enum.Enum):
-    NEW = "new"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DISCONNECTING = "disconnecting"
-    DISCONNECTED = "disconnected"  # the connection was lost; connect() may be called again
-    CLOSED = "closed"  # disconnect() was called: final
-
-
-class _ConnectAttempt:
-    """connect()'s view of one attempt: the reader resolves it."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.frame: Frame | None = None
-        self.error: BaseException | None = None
-
-    def succeed(self, frame: Frame) -> None:
-        self.frame = frame
-        self.done.set()
-
-    def fail(self, error: BaseException) -> None:
-        if not self.done.is_set():
-            self.error = error
-            self.done.set()
 
 
 class _Acker:
@@ -90,7 +54,7 @@ class _Acker:
         self.client._acknowledge(frame, positive, transaction)
 
 
-class Client:
+class Client(EventHandling, Reconnecting):
     """A STOMP client over WebSocket (ws://, wss://) or TCP (stomp://, stomp+ssl://).
 
     See the README for the threading model. All arguments after the URL are keyword-only;
@@ -109,7 +73,7 @@ class Client:
         connect_headers: Headers | None = None,
         ws_headers: dict[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        reconnect: Any = None,
+        reconnect: Reconnect | None = None,
         connect_timeout: float = 10.0,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         heartbeat_tolerance: float = 2.0,
@@ -138,8 +102,9 @@ class Client:
         ):
             if not seconds > 0:
                 raise UsageError(f"{name} must be more than 0 seconds, not {seconds!r}")
-        if reconnect is not None:
-            raise UsageError("reconnect is not available yet in this version")
+        if reconnect is not None and not isinstance(reconnect, Reconnect):
+            raise UsageError(f"reconnect must be a stompws.Reconnect, not {reconnect!r}")
+        self._reconnect = reconnect
         self._heartbeats = heartbeats
         self._heartbeat_tolerance = heartbeat_tolerance
         self._connect_headers = connect_headers
@@ -152,15 +117,17 @@ class Client:
 
         self._listeners = Listeners()
         self._lock = threading.Lock()  # guards the fields below; never held over user code
+        self._state_changed = threading.Condition(self._lock)
+        self._stop_reconnecting = threading.Event()
+        self._reconnector: threading.Thread | None = None
         self._state = ClientState.NEW
         self._connection: Connection | None = None
-        self._attempt: _ConnectAttempt | None = None
+        self._attempt: ConnectAttempt | None = None
         self._subscriptions: dict[str, Subscription] = {}
         self._transactions: dict[str, Transaction] = {}
         self._receipts: dict[str, Receipt] = {}
         self._last_error: BrokerError | None = None  # an ERROR with nothing after it yet
         self._endpoint: Endpoint = self._endpoints[0]
-        self._connected_frame: Frame | None = None
 
     def __repr__(self) -> str:
         return f"<stompws.Client {self._endpoint.url} {self._state.value}>"
@@ -276,7 +243,7 @@ class Client:
         )
         connection = Connection(transport, protocol, self)
         connection.acker = _Acker(self, connection)
-        attempt = _ConnectAttempt()
+        attempt = ConnectAttempt()
         with self._lock:
             self._connection = connection
             self._attempt = attempt
@@ -305,20 +272,34 @@ class Client:
 
     def disconnect(self, timeout: float = 5.0) -> None:
         """Send DISCONNECT with a receipt, wait for it at most ``timeout`` seconds, close,
-        and join the client's threads. Never hangs, also when the connection is dead.
-        Calling it again, or on a client that never connected, does nothing."""
+        and join the client's threads. Never hangs, also when the connection is dead, and
+        stops a reconnect in progress. Calling it again, or on a client that never
+        connected, does nothing."""
         deadline = time.monotonic() + timeout
         with self._lock:
             if self._state in (ClientState.CLOSED, ClientState.DISCONNECTING):
                 return
             self._state = ClientState.DISCONNECTING
-            connection = self._connection
+            self._state_changed.notify_all()
+            reconnector = self._reconnector
+        self._stop_reconnecting.set()
         try:
+            if (
+                reconnector is not None
+                and reconnector is not threading.current_thread()
+                and reconnector.is_alive()
+            ):
+                attempt = self._connection
+                if attempt is not None:
+                    attempt.abort()  # an attempt still waiting for CONNECTED gives up now
+                reconnector.join(max(deadline - time.monotonic(), 0.05))
+            connection = self._connection
             if connection is not None and not connection.ended.is_set():
                 self._say_goodbye(connection, deadline)
         finally:
             with self._lock:
                 self._state = ClientState.CLOSED
+                self._state_changed.notify_all()
                 subscriptions = list(self._subscriptions.values())
                 self._subscriptions.clear()
             for subscription in subscriptions:
@@ -328,7 +309,7 @@ class Client:
         connection.ending_requested = True
         receipt: Receipt | None = None
         try:
-            receipt = self._perform(connection, lambda s: s.disconnect(receipt=True))
+            receipt = self._perform(lambda s: s.disconnect(receipt=True), connection)
         except StompError as error:
             logger.debug("DISCONNECT not sent: %s", error)
         if connection.on_reader_thread:
@@ -375,7 +356,6 @@ class Client:
         TextMessage); a body containing NUL always needs it.
         """
         return self._perform(
-            self._live(),
             lambda s: s.send(
                 destination,
                 body,
@@ -404,7 +384,6 @@ class Client:
         """
         if max_buffered < 1:
             raise UsageError(f"max_buffered must be at least 1, not {max_buffered}")
-        connection = self._live()
         created: list[Subscription] = []
 
         def build(session: ClientProtocol) -> Outgoing:
@@ -415,10 +394,10 @@ class Client:
                 self, info.id, destination, ack, info.headers, callback, max_buffered
             )
             self._subscriptions[info.id] = subscription
-            created.append(subscription)
+            created[:] = [subscription]
             return outgoing
 
-        pending = self._perform(connection, build)
+        pending = self._perform(build)
         if pending is not None:
             pending.wait()
         return created[0]
@@ -429,7 +408,7 @@ class Client:
         """Stop a subscription (given as the object or its id)."""
         sub_id = subscription if isinstance(subscription, str) else subscription.id
         found = self._subscriptions.get(sub_id)
-        result = self._perform(self._live(), lambda s: s.unsubscribe(sub_id, receipt=receipt))
+        result = self._perform(lambda s: s.unsubscribe(sub_id, receipt=receipt))
         self._subscriptions.pop(sub_id, None)
         if found is not None:
             found._close(NotConnected(f"subscription {sub_id} was unsubscribed"))
@@ -456,11 +435,11 @@ class Client:
             )
         if positive:
             self._perform(
-                connection, lambda s: s.ack(frame, transaction=transaction, receipt=receipt)
+                lambda s: s.ack(frame, transaction=transaction, receipt=receipt), connection
             )
         else:
             self._perform(
-                connection, lambda s: s.nack(frame, transaction=transaction, receipt=receipt)
+                lambda s: s.nack(frame, transaction=transaction, receipt=receipt), connection
             )
 
     def begin(self, id: str | None = None) -> Transaction:
@@ -469,11 +448,11 @@ class Client:
 
         def build(session: ClientProtocol) -> Outgoing:
             tx_id, outgoing = session.begin(id)
-            created.append(Transaction(self, tx_id))
+            created[:] = [Transaction(self, tx_id)]
             self._transactions[tx_id] = created[0]
             return outgoing
 
-        self._perform(self._live(), build)
+        self._perform(build)
         return created[0]
 
     @contextmanager
@@ -497,19 +476,58 @@ class Client:
             self._transactions.pop(tx.id, None)
             return outgoing
 
-        return self._perform(self._live(), build)
+        return self._perform(build)
 
     # -- internals: sending ------------------------------------------------------------------
 
     def _live(self) -> Connection:
-        connection = self._connection
-        if self._state is not ClientState.CONNECTED or connection is None:
-            raise NotConnected(f"the client is {self._state.value}, not connected")
+        """The live connection; while reconnecting, waits up to ``connect_timeout`` for it."""
+        with self._lock:
+            if self._state is ClientState.RECONNECTING:
+                old = self._connection
+                if old is not None and old.on_reader_thread:
+                    # A listener of the lost connection: the reconnect starts only after it
+                    # returns, so waiting here would only run out the clock.
+                    raise NotConnected("the connection was lost; reconnecting")
+                deadline = time.monotonic() + self.connect_timeout
+                while self._state is ClientState.RECONNECTING:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise NotConnected(
+                            f"still reconnecting after {self.connect_timeout:g} s (connect_timeout)"
+                        )
+                    self._state_changed.wait(remaining)
+            connection = self._connection
+            state = self._state
+        if state is not ClientState.CONNECTED or connection is None:
+            raise NotConnected(f"the client is {state.value}, not connected")
         if connection.ended.is_set():
             raise NotConnected(f"the connection has ended: {connection.reason}")
         return connection
 
     def _perform(
+        self,
+        build: Callable[[ClientProtocol], Outgoing],
+        connection: Connection | None = None,
+    ) -> Receipt | None:
+        """Build and write a frame on ``connection``, or on the live connection.
+
+        On the live connection, a session found already closed (the loss is known to the
+        session but not yet to the client; nothing was written) is tried once more after
+        the loss is handled: with reconnect, on the next connection.
+        """
+        if connection is not None:
+            return self._perform_on(connection, build)
+        live = self._live()
+        try:
+            return self._perform_on(live, build)
+        except NotConnected:
+            if live.protocol.state is not State.CLOSED or live.on_reader_thread:
+                raise
+            live.ended.wait(self.connect_timeout)
+            return self._perform_on(self._live(), build)
+
+    def _perform_on(
         self, connection: Connection, build: Callable[[ClientProtocol], Outgoing]
     ) -> Receipt | None:
         registered: list[Receipt] = []
@@ -538,106 +556,3 @@ class Client:
                 f"cannot {what} inside a listener or callback: the reader thread that "
                 "delivers messages is the one that would wait"
             )
-
-    # -- internals: events from the connection (reader thread, no lock held) ----------------
-
-    def connection_events(self, connection: Connection, events: list[Event]) -> None:
-        listeners = self._listeners
-        only_heartbeats = True
-        for event in events:
-            if type(event) is MessageReceived:
-                only_heartbeats = False
-                self._last_error = None
-                self._deliver(connection, event)
-            elif type(event) is HeartbeatReceived:
-                continue
-            elif type(event) is ReceiptReceived:
-                only_heartbeats = False
-                self._last_error = None
-                receipt = self._receipts.pop(event.receipt_id, None)
-                if receipt is not None:
-                    receipt._resolve(event.frame)
-                listeners.call("on_receipt", event.frame)
-            elif type(event) is ErrorReceived:
-                only_heartbeats = False
-                self._on_error(event)
-            elif type(event) is Connected:
-                only_heartbeats = False
-                self._connected_frame = event.frame
-                attempt = self._attempt
-                if attempt is not None:
-                    attempt.succeed(event.frame)
-                listeners.call("on_connected", event.frame)
-        if only_heartbeats:
-            for _ in events:
-                listeners.call("on_heartbeat")
-
-    def _deliver(self, connection: Connection, event: MessageReceived) -> None:
-        frame = event.frame
-        frame._acker = connection.acker  # type: ignore[assignment]
-        listeners = self._listeners
-        listeners.call("on_message", frame)
-        info = event.subscription
-        subscription = self._subscriptions.get(info.id) if info is not None else None
-        if subscription is None:
-            return
-        if subscription.callback is not None:
-            isolated(subscription.callback, frame, listeners)
-        else:
-            subscription._deliver(frame, connection, listeners.handle_message())
-
-    def _on_error(self, event: ErrorReceived) -> None:
-        error = BrokerError(event.frame)
-        self._last_error = error
-        logger.warning("%r: %s", self, error)
-        if event.receipt_id is not None:
-            receipt = self._receipts.pop(event.receipt_id, None)
-            if receipt is not None:
-                receipt._fail(error)
-        attempt = self._attempt
-        if attempt is not None and not attempt.done.is_set():
-            attempt.fail(error)
-        self._listeners.call("on_error", event.frame)
-
-    def connection_heartbeat_timeout(self, connection: Connection) -> None:
-        self._listeners.call("on_heartbeat_timeout")
-
-    def connection_lost(
-        self, connection: Connection, reason: BaseException | None, lost: Lost
-    ) -> None:
-        # A close right after an ERROR is the broker acting on that ERROR: report the ERROR.
-        if isinstance(reason, ConnectionClosed) and self._last_error is not None:
-            reason = self._last_error
-        failure: StompError = (
-            reason
-            if isinstance(reason, StompError)
-            else ConnectionClosed("the client disconnected")
-            if reason is None
-            else ConnectionClosed(f"connection failed: {reason!r}")
-        )
-        with self._lock:
-            receipts = [
-                self._receipts.pop(rid)
-                for rid, receipt in list(self._receipts.items())
-                if receipt._connection is connection
-            ]
-            transactions = list(self._transactions.values())
-            self._transactions.clear()
-            attempt = self._attempt
-            if self._connection is connection and self._state is ClientState.CONNECTED:
-                self._state = ClientState.DISCONNECTED
-            ending = self._state in (ClientState.DISCONNECTED,)
-            subscriptions = list(self._subscriptions.values()) if ending else []
-        for receipt in receipts:
-            receipt._fail(failure)
-        for tx in transactions:
-            tx.lost = failure
-        if attempt is not None and not attempt.done.is_set():
-            attempt.fail(
-                failure
-                if isinstance(failure, (BrokerError, ConnectError))
-                else ConnectError(f"{connection.transport.endpoint.url}: {failure}")
-            )
-        for subscription in subscriptions:
-            subscription._close(failure)
-        self._listeners.call("on_disconnected", reason)
