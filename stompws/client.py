@@ -193,8 +193,8 @@ class Client(EventHandling, Reconnecting):
         with self._lock:
             if self._state is ClientState.CLOSED:
                 raise UsageError("this client was disconnected; create a new Client")
-            if self._state in (ClientState.CONNECTING, ClientState.CONNECTED):
-                raise UsageError(f"the client is already {self._state.value}")
+            if self._state not in (ClientState.NEW, ClientState.DISCONNECTED):
+                raise UsageError(f"connect() on a client that is {self._state.value}")
             self._state = ClientState.CONNECTING
         seconds = self.connect_timeout if timeout is None else timeout
         failures: list[ConnectError] = []
