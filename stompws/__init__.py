@@ -4,6 +4,8 @@
 sans-IO building blocks under it; every error is a ``StompError`` (see ``stompws.errors``).
 """
 
+import logging as _logging
+
 from ._version import __version__
 from .client import Client, ClientState
 from .errors import (
@@ -56,3 +58,7 @@ __all__ = [
     "WaitingListener",
     "__version__",
 ]
+
+# A library leaves logging output to the application: nothing is printed unless it
+# configures logging.
+_logging.getLogger("stompws").addHandler(_logging.NullHandler())
