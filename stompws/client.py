@@ -126,7 +126,7 @@ class Client(EventHandling, Reconnecting):
         self._subscriptions: dict[str, Subscription] = {}
         self._transactions: dict[str, Transaction] = {}
         self._receipts: dict[str, Receipt] = {}
-        self._last_error: BrokerError | None = None  # an ERROR with nothing after it yet
+        self._last_error: BrokerError | None = None  # an ERROR with no MESSAGE after it yet
         self._endpoint: Endpoint = self._endpoints[0]
 
     def __repr__(self) -> str:
@@ -294,8 +294,10 @@ class Client(EventHandling, Reconnecting):
                     attempt.abort()  # an attempt still waiting for CONNECTED gives up now
                 reconnector.join(max(deadline - time.monotonic(), 0.05))
             connection = self._connection
-            if connection is not None and not connection.ended.is_set():
-                self._say_goodbye(connection, deadline)
+            if connection is not None:
+                if not connection.ended.is_set():
+                    self._say_goodbye(connection, deadline)
+                connection.join(deadline)
         finally:
             with self._lock:
                 self._state = ClientState.CLOSED
@@ -326,9 +328,6 @@ class Client(EventHandling, Reconnecting):
             connection.end_gracefully()
             if not connection.ended.wait(max(min(deadline - time.monotonic(), 1.0), 0.05)):
                 connection.abort()
-        for thread in (connection.reader_thread, connection.heartbeat_thread):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(max(deadline - time.monotonic(), 0.05))
 
     def __enter__(self) -> Client:
         self.connect()
@@ -414,17 +413,21 @@ class Client(EventHandling, Reconnecting):
             found._close(NotConnected(f"subscription {sub_id} was unsubscribed"))
         return result
 
-    def ack(self, frame: Frame, *, transaction: str | None = None, receipt: bool = False) -> None:
+    def ack(
+        self, frame: Frame, *, transaction: str | None = None, receipt: bool = False
+    ) -> Receipt | None:
         """Acknowledge a MESSAGE with the headers the negotiated version needs."""
-        self._acknowledge(frame, True, transaction, receipt)
+        return self._acknowledge(frame, True, transaction, receipt)
 
-    def nack(self, frame: Frame, *, transaction: str | None = None, receipt: bool = False) -> None:
+    def nack(
+        self, frame: Frame, *, transaction: str | None = None, receipt: bool = False
+    ) -> Receipt | None:
         """Reject a MESSAGE (not in STOMP 1.0)."""
-        self._acknowledge(frame, False, transaction, receipt)
+        return self._acknowledge(frame, False, transaction, receipt)
 
     def _acknowledge(
         self, frame: Frame, positive: bool, transaction: str | None, receipt: bool = False
-    ) -> None:
+    ) -> Receipt | None:
         connection = self._live()
         acker = getattr(frame, "_acker", None)
         origin = acker.connection if isinstance(acker, _Acker) else connection
@@ -434,13 +437,12 @@ class Client(EventHandling, Reconnecting):
                 "unacknowledged messages, so it cannot be acknowledged any more"
             )
         if positive:
-            self._perform(
+            return self._perform(
                 lambda s: s.ack(frame, transaction=transaction, receipt=receipt), connection
             )
-        else:
-            self._perform(
-                lambda s: s.nack(frame, transaction=transaction, receipt=receipt), connection
-            )
+        return self._perform(
+            lambda s: s.nack(frame, transaction=transaction, receipt=receipt), connection
+        )
 
     def begin(self, id: str | None = None) -> Transaction:
         """Begin a transaction."""

@@ -106,6 +106,13 @@ class Connection:
             self._end_reason = reason
         self.transport.abort()
 
+    def join(self, deadline: float) -> None:
+        """Wait (until ``deadline`` on the monotonic clock, at least briefly) for the
+        connection's threads to finish; the calling thread is skipped."""
+        for thread in (self.reader_thread, self.heartbeat_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(deadline - time.monotonic(), 0.05))
+
     def end_gracefully(self) -> None:
         """Ask the broker to close (after DISCONNECT): a WebSocket close, a TCP half-close."""
         self.ending_requested = True

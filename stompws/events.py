@@ -68,7 +68,6 @@ class EventHandling:
                 continue
             elif type(event) is ReceiptReceived:
                 only_heartbeats = False
-                self._last_error = None
                 receipt = self._receipts.pop(event.receipt_id, None)
                 if receipt is not None:
                     receipt._resolve(event.frame)

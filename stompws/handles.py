@@ -194,11 +194,11 @@ class Transaction:
     def send(self, destination: str, body: bytes | str, **options: Any) -> Receipt | None:
         return self._client.send(destination, body, transaction=self.id, **options)
 
-    def ack(self, frame: Frame) -> None:
-        self._client.ack(frame, transaction=self.id)
+    def ack(self, frame: Frame) -> Receipt | None:
+        return self._client.ack(frame, transaction=self.id)
 
-    def nack(self, frame: Frame) -> None:
-        self._client.nack(frame, transaction=self.id)
+    def nack(self, frame: Frame) -> Receipt | None:
+        return self._client.nack(frame, transaction=self.id)
 
     def commit(self, *, receipt: bool = False) -> Receipt | None:
         return self._client._end_transaction(self, "COMMIT", receipt)

@@ -156,6 +156,8 @@ class ClientProtocol:
         self.session: str | None = None
         self.send_interval: float | None = None
         self.receive_timeout: float | None = None
+        self._receive_interval = 0.0
+        self._connected_at = 0.0
         self.subscriptions: dict[str, SubscriptionInfo] = {}
         self.transactions: dict[str, None] = {}  # insertion-ordered set of open ids
         self.pending_receipts: dict[str, str] = {}  # receipt id -> command it was asked for
@@ -418,8 +420,9 @@ class ClientProtocol:
             if we_send and broker_expects:
                 self.send_interval = max(we_send, broker_expects) / 1000.0
             if we_expect and broker_send:
-                interval = max(we_expect, broker_send) / 1000.0
-                self.receive_timeout = interval * self.heartbeat_tolerance
+                self._receive_interval = max(we_expect, broker_send) / 1000.0
+                self.receive_timeout = self._receive_interval * self.heartbeat_tolerance
+        self._connected_at = self.last_received
         self.state = State.CONNECTED
         return Connected(frame, version, self.send_interval, self.receive_timeout)
 
@@ -436,10 +439,17 @@ class ClientProtocol:
         return due is not None and now >= due
 
     def silence_deadline(self) -> float | None:
-        """When the broker counts as dead if nothing arrives before; None when not watched."""
+        """When the broker counts as dead if nothing arrives before; None when not watched.
+
+        Until the first bytes after CONNECTED, one more interval is allowed: ActiveMQ sends
+        its first heart-beat only after twice the interval, exactly the default tolerance.
+        """
         if self.receive_timeout is None or self.state not in (State.CONNECTED, State.DISCONNECTING):
             return None
-        return self.last_received + self.receive_timeout
+        deadline = self.last_received + self.receive_timeout
+        if self.last_received == self._connected_at:
+            deadline += self._receive_interval
+        return deadline
 
     def broker_silent(self, now: float) -> bool:
         deadline = self.silence_deadline()

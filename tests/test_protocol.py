@@ -204,12 +204,13 @@ def test_heartbeat_timing_with_plain_numbers() -> None:
     assert protocol.heartbeat_due(101.0)
     protocol.note_sent(101.0)
     assert not protocol.heartbeat_due(101.5)
-    assert protocol.silence_deadline() == 102.0
-    assert not protocol.broker_silent(102.0)
-    assert protocol.broker_silent(102.01)
+    assert protocol.silence_deadline() == 103.0  # one interval of grace before the first beat
+    assert not protocol.broker_silent(103.0)
+    assert protocol.broker_silent(103.01)
     [event] = protocol.receive_data(b"\n", 102.0)
     assert isinstance(event, HeartbeatReceived)
     assert protocol.silence_deadline() == 104.0
+    assert protocol.broker_silent(104.01)
 
 
 def test_partial_frame_counts_as_life() -> None:
@@ -222,7 +223,9 @@ def test_tolerance_scales_the_deadline() -> None:
     protocol = ClientProtocol(heartbeats=(0, 1000), heartbeat_tolerance=3.0)
     protocol.connect()
     protocol.receive_data(wire("CONNECTED", {"version": "1.2", "heart-beat": "1000,0"}), 10.0)
-    assert protocol.silence_deadline() == 13.0
+    assert protocol.silence_deadline() == 14.0  # 3 x 1 s, and the grace before the first beat
+    protocol.receive_data(b"\n", 11.0)
+    assert protocol.silence_deadline() == 14.0
 
 
 # -- subscriptions ------------------------------------------------------------------------

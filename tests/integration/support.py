@@ -1,0 +1,200 @@
+"""What the integration tests share besides fixtures: the brokers, targets and a recorder."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+import stompws
+
+LOGIN = "guest"
+PASSCODE = "guest"
+VERSIONS = ("1.0", "1.1", "1.2")
+WAIT = 10.0  # seconds for anything that should arrive: a failure, never a slow pass
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Broker:
+    name: str  # "rabbitmq-ws"
+    vendor: str  # "rabbitmq" or "activemq"
+    transport: str  # "ws" or "tcp"
+    url: str
+    host: str
+    port: int
+
+
+BROKERS = {
+    broker.name: broker
+    for broker in (
+        Broker("rabbitmq-ws", "rabbitmq", "ws", "ws://127.0.0.1:15674/ws", "127.0.0.1", 15674),
+        Broker("rabbitmq-tcp", "rabbitmq", "tcp", "stomp://127.0.0.1:61623", "127.0.0.1", 61623),
+        Broker("activemq-tcp", "activemq", "tcp", "stomp://127.0.0.1:61613", "127.0.0.1", 61613),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One broker endpoint and the one STOMP version a test offers it."""
+
+    broker: Broker
+    version: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.broker.name}-{self.version}"
+
+    @property
+    def url(self) -> str:
+        return self.broker.url
+
+    @property
+    def rabbitmq(self) -> bool:
+        return self.broker.vendor == "rabbitmq"
+
+    @property
+    def activemq(self) -> bool:
+        return self.broker.vendor == "activemq"
+
+    @property
+    def websocket(self) -> bool:
+        return self.broker.transport == "ws"
+
+
+def targets(
+    *, brokers: Sequence[str] | None = None, versions: Sequence[str] = VERSIONS
+) -> list[Any]:
+    """``target`` params for these brokers (names or vendors) and versions, for
+    ``@pytest.mark.parametrize("target", targets(...), indirect=True)``."""
+    return [
+        pytest.param(Target(broker, version), id=f"{broker.name}-{version}")
+        for broker in BROKERS.values()
+        if brokers is None or broker.name in brokers or broker.vendor in brokers
+        for version in versions
+    ]
+
+
+def new_queue() -> str:
+    """A fresh queue name: /queue/ queues outlive the test (durable on RabbitMQ,
+    persistent on ActiveMQ), so a name is never reused."""
+    return f"/queue/stompws-it-{uuid.uuid4().hex}"
+
+
+class Recorder(stompws.Listener):
+    """Records every event, in order, with the thread it came on; waits on them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.threads: list[str] = []
+        self.times: list[float] = []  # time.monotonic() of each event
+        self._condition = threading.Condition()
+
+    def _add(self, name: str, value: Any) -> None:
+        with self._condition:
+            self.events.append((name, value))
+            self.threads.append(threading.current_thread().name)
+            self.times.append(time.monotonic())
+            self._condition.notify_all()
+
+    def of(self, name: str) -> list[Any]:
+        with self._condition:
+            return [value for event, value in self.events if event == name]
+
+    def times_of(self, name: str) -> list[float]:
+        with self._condition:
+            return [
+                at for (event, _), at in zip(self.events, self.times, strict=True) if event == name
+            ]
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = WAIT) -> list[Any]:
+        """The values of event ``name`` once there are at least ``count``."""
+        return wait_until(
+            self._condition,
+            lambda: found if len(found := self.of(name)) >= count else None,
+            f"{count} × {name}",
+            timeout,
+        )
+
+    def on_connected(self, frame: stompws.Frame) -> None:
+        self._add("connected", frame)
+
+    def on_message(self, frame: stompws.Frame) -> None:
+        self._add("message", frame)
+
+    def on_receipt(self, frame: stompws.Frame) -> None:
+        self._add("receipt", frame)
+
+    def on_error(self, frame: stompws.Frame) -> None:
+        self._add("error", frame)
+
+    def on_disconnected(self, reason: BaseException | None) -> None:
+        self._add("disconnected", reason)
+
+    def on_heartbeat(self) -> None:
+        self._add("heartbeat", None)
+
+    def on_heartbeat_timeout(self) -> None:
+        self._add("heartbeat_timeout", None)
+
+    def on_listener_error(self, exc: BaseException, event: str) -> None:
+        self._add("listener_error", (exc, event))
+
+
+def wait_until(
+    condition: threading.Condition, ready: Callable[[], T | None], what: str, timeout: float
+) -> T:
+    deadline = time.monotonic() + timeout
+    with condition:
+        while (found := ready()) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {what} within {timeout:g} s")
+            condition.wait(remaining)
+        return found
+
+
+class Collector:
+    """A subscription callback that keeps the frames and can wait for a number of them."""
+
+    def __init__(self) -> None:
+        self.frames: list[stompws.Frame] = []
+        self.threads: set[str] = set()
+        self._condition = threading.Condition()
+
+    def __call__(self, frame: stompws.Frame) -> None:
+        with self._condition:
+            self.frames.append(frame)
+            self.threads.add(threading.current_thread().name)
+            self._condition.notify_all()
+
+    def wait_for(self, count: int, timeout: float = WAIT) -> list[stompws.Frame]:
+        return wait_until(
+            self._condition,
+            lambda: list(self.frames) if len(self.frames) >= count else None,
+            f"{count} messages",
+            timeout,
+        )
+
+
+def drain_until(
+    subscription: stompws.Subscription, sentinel: str, timeout: float = WAIT
+) -> list[str]:
+    """The bodies got from ``subscription`` before the one equal to ``sentinel``.
+
+    Send the sentinel after the messages that may or may not come: on a queue it arrives
+    after them, so this proves what did not arrive without sleeping.
+    """
+    bodies: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = subscription.get(timeout=max(deadline - time.monotonic(), 0.01))
+        if frame.text == sentinel:
+            return bodies
+        bodies.append(frame.text)
