@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINTED := stompws tests benchmarks scripts
+LINTED := stompws tests benchmarks scripts examples
 
 .PHONY: venv lint test unit brokers brokers-down bench demo clean
 
@@ -36,9 +36,8 @@ unit: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_codec.py
 
-demo:
-	@echo "make demo arrives with the embedded broker (issue: embedded STOMP broker)." >&2
-	@exit 2
+demo: venv
+	$(BIN)/python examples/quickstart.py
 
 clean:
 	rm -rf $(VENV) .brokers .coverage .mypy_cache .ruff_cache .pytest_cache .hypothesis

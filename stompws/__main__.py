@@ -109,7 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, metavar="S", help="give up after S seconds without a message"
     )
     subscribe.set_defaults(run=run_subscribe)
+
+    broker = commands.add_parser(
+        "broker",
+        help="run the embedded STOMP broker (for tests and demos)",
+        description="Run the embedded STOMP broker on WebSocket and TCP until Ctrl-C. "
+        "For tests and demos; use RabbitMQ or ActiveMQ in production. "
+        "Needs the websockets package: pip install 'stompws[broker]'.",
+    )
+    broker.add_argument("--debug", action="store_true", help="show tracebacks")
+    try:
+        from .testing.cli import add_broker_arguments, run_broker
+    except ImportError as error:  # the websockets extra is missing
+        missing = str(error)
+        broker.set_defaults(run=lambda args: _broker_unavailable(missing))
+    else:
+        add_broker_arguments(broker)
+        broker.set_defaults(run=run_broker)
     return parser
+
+
+def _broker_unavailable(reason: str) -> int:
+    print(f"stompws broker: needs pip install 'stompws[broker]' ({reason})", file=sys.stderr)
+    return EXIT_OTHER
 
 
 def make_client(args: argparse.Namespace) -> Client:

@@ -248,9 +248,11 @@ class Client(EventHandling, Reconnecting):
             self._connection = connection
             self._attempt = attempt
             self._last_error = None
-        connection.start()
         login = self._login if self._login is not None else endpoint.login
         passcode = self._passcode if self._passcode is not None else endpoint.passcode
+        # CONNECT goes out before the reader starts, so that a peer closing at once cannot
+        # close the session under it; a failed write is reported by the reader, which then
+        # finds the connection aborted.
         try:
             outgoing = connection.perform(
                 lambda session: session.connect(
@@ -260,6 +262,7 @@ class Client(EventHandling, Reconnecting):
             self._listeners.call("on_send", outgoing.frame)
         except ConnectionClosed as error:
             attempt.fail(ConnectError(f"connection to {endpoint.url} lost during CONNECT: {error}"))
+        connection.start()
         if not attempt.done.wait(max(deadline - time.monotonic(), 0.0)):
             attempt.fail(ConnectTimeout(f"no CONNECTED from {endpoint.url} within {seconds:g} s"))
         if attempt.error is not None:

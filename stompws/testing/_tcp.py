@@ -1,0 +1,121 @@
+"""The embedded broker's plain TCP listener (stomp://) and its transport.
+
+The accept loop waits on the listening socket and on a wake-up socket pair together, so
+that ``close`` stops it at once on every platform (closing a socket under a thread blocked
+in ``accept`` does not wake that thread on Linux).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+from typing import Final
+
+from ._connection import Connection, TransportClosed
+from ._hub import Hub
+
+__all__ = ["TcpListener", "TcpTransport"]
+
+logger = logging.getLogger("stompws.testing")
+
+_READ_SIZE: Final = 256 * 1024
+
+
+class TcpTransport:
+    kind = "tcp"
+    subprotocol: str | None = None
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.peer = peer
+        self._sock = sock
+
+    def recv(self) -> bytes | None:
+        try:
+            data = self._sock.recv(_READ_SIZE)
+        except OSError:
+            return None
+        return data or None
+
+    def send(self, chunks: list[bytes]) -> None:
+        try:
+            self._sock.sendall(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        except OSError as error:
+            raise TransportClosed(str(error)) from error
+
+    def close_gracefully(self, code: int, reason: str) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def abort(self) -> None:
+        # OSError: already shut down or never fully connected; either way nothing waits.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def release(self) -> None:
+        self._sock.close()
+
+
+class TcpListener:
+    def __init__(self, hub: Hub, host: str, port: int) -> None:
+        self._hub = hub
+        self._sock = socket.create_server((host, port))
+        self.port: int = self._sock.getsockname()[1]
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._closed = False
+        self.thread = threading.Thread(
+            target=self._accept_loop, name="stompws-testbroker-tcp-accept", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self, timeout: float) -> None:
+        """Stop accepting and join the accept thread (at most ``timeout`` seconds)."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(OSError):
+                self._wake_writer.send(b"x")
+        if self.thread.ident is not None:
+            self.thread.join(timeout)
+        if not self.thread.is_alive():
+            self._sock.close()
+            self._wake_reader.close()
+            self._wake_writer.close()
+
+    def _accept_loop(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._sock, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self._closed:
+                # A timeout only as a safety net: close() wakes the selector itself.
+                ready = selector.select(timeout=5.0)
+                if self._closed:
+                    return
+                if not ready:
+                    continue
+                try:
+                    sock, address = self._sock.accept()
+                except OSError as error:
+                    logger.debug("accept failed: %s", error)
+                    continue
+                self._accepted(sock, f"{address[0]}:{address[1]}")
+
+    def _accepted(self, sock: socket.socket, peer: str) -> None:
+        if self._hub.faults.refusing:
+            logger.info("refusing TCP connection from %s (fault hook)", peer)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        number = self._hub.next_number()
+        connection = Connection(self._hub, TcpTransport(sock, peer), number)
+        thread = threading.Thread(
+            target=connection.run, name=f"stompws-testbroker-tcp-{number}", daemon=True
+        )
+        connection.reader_thread = thread
+        self._hub.track(connection)
+        thread.start()
