@@ -13,14 +13,27 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 
 import stompws
+from stompws.testing import Broker as EmbeddedBroker
 
-from .support import BROKERS, LOGIN, PASSCODE, WAIT, Broker, Target, new_queue, targets
+from .support import (
+    BROKERS,
+    EMBEDDED_TCP_PORT,
+    EMBEDDED_WS_PORT,
+    LOGIN,
+    PASSCODE,
+    WAIT,
+    Broker,
+    Target,
+    new_queue,
+    targets,
+)
 
 PROBE_TIMEOUT = 2.0
 
@@ -40,7 +53,34 @@ def _probe(broker: Broker) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def broker_problems() -> dict[str, str | None]:
+def embedded_broker() -> Iterator[EmbeddedBroker]:
+    """The project's own broker, on the ports support.py chose, for the whole session."""
+    with EmbeddedBroker(
+        port=EMBEDDED_WS_PORT, tcp_port=EMBEDDED_TCP_PORT, users={LOGIN: PASSCODE}
+    ) as broker:
+        yield broker
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """The client's threads must not outlive a test. The session's embedded broker keeps
+    its own (``stompws-testbroker-*``) until the session ends, and its ``stop()`` joins them:
+    they are not counted here."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    leaked = [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("stompws-")
+        and not t.name.startswith("stompws-testbroker-")
+        and t.ident not in before
+        and t.is_alive()
+    ]
+    assert not leaked, f"threads outlived the test: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def broker_problems(embedded_broker: EmbeddedBroker) -> dict[str, str | None]:
     """Each broker probed once, when the first integration test starts."""
     return {name: _probe(broker) for name, broker in BROKERS.items()}
 

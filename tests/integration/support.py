@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -30,12 +31,40 @@ class Broker:
     port: int
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+# The embedded broker (stompws.testing) is one more broker in the same parametrization, on
+# ports chosen here and started once per session by conftest.py.
+EMBEDDED_WS_PORT = _free_port()
+EMBEDDED_TCP_PORT = _free_port()
+
 BROKERS = {
     broker.name: broker
     for broker in (
         Broker("rabbitmq-ws", "rabbitmq", "ws", "ws://127.0.0.1:15674/ws", "127.0.0.1", 15674),
         Broker("rabbitmq-tcp", "rabbitmq", "tcp", "stomp://127.0.0.1:61623", "127.0.0.1", 61623),
         Broker("activemq-tcp", "activemq", "tcp", "stomp://127.0.0.1:61613", "127.0.0.1", 61613),
+        Broker(
+            "embedded-ws",
+            "embedded",
+            "ws",
+            f"ws://127.0.0.1:{EMBEDDED_WS_PORT}/ws",
+            "127.0.0.1",
+            EMBEDDED_WS_PORT,
+        ),
+        Broker(
+            "embedded-tcp",
+            "embedded",
+            "tcp",
+            f"stomp://127.0.0.1:{EMBEDDED_TCP_PORT}",
+            "127.0.0.1",
+            EMBEDDED_TCP_PORT,
+        ),
     )
 }
 
@@ -62,6 +91,10 @@ class Target:
     @property
     def activemq(self) -> bool:
         return self.broker.vendor == "activemq"
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker.vendor == "embedded"
 
     @property
     def websocket(self) -> bool:
