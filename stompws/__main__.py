@@ -1,4 +1,4 @@
-"""The ``stompws`` command line: send and subscribe from a shell.
+"""The ``stompws`` command line: send, subscribe, bench and broker.
 
 Exit codes (also in ``--help``): 0 success; 2 bad usage; 3 the broker could not be reached
 or the connection was lost; 4 the broker refused (ERROR, e.g. bad credentials); 5 a timeout
@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._version import __version__
+from .bench import add_bench_arguments, run_bench_command
 from .client import Client
 from .errors import (
     BrokerError,
@@ -109,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, metavar="S", help="give up after S seconds without a message"
     )
     subscribe.set_defaults(run=run_subscribe)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure throughput and latency against a broker",
+        description="Producers and consumers, each with its own connection, exchange\n"
+        "--messages messages of --size bytes per producer. Prints msgs/s and the\n"
+        "send-to-receive latency p50/p99/max (a progress bar on stderr when it is a\n"
+        "terminal). Fails (exit 5) when messages go missing.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_bench_arguments(bench)
+    bench.set_defaults(run=run_bench_command)
 
     broker = commands.add_parser(
         "broker",

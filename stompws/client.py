@@ -33,7 +33,7 @@ from .listener import Listener, Listeners
 from .parser import DEFAULT_MAX_FRAME_SIZE
 from .protocol import ClientProtocol, Outgoing, State
 from .reconnect import Reconnect
-from .transport import Endpoint, open_transport, parse_url
+from .transport import Endpoint, HandshakeGuard, open_transport, parse_url
 
 __all__ = ["Client", "ClientState"]
 
@@ -120,6 +120,7 @@ class Client(EventHandling, Reconnecting):
         self._state_changed = threading.Condition(self._lock)
         self._stop_reconnecting = threading.Event()
         self._reconnector: threading.Thread | None = None
+        self._opening: HandshakeGuard | None = None  # the attempt still opening its socket
         self._state = ClientState.NEW
         self._connection: Connection | None = None
         self._attempt: ConnectAttempt | None = None
@@ -127,6 +128,7 @@ class Client(EventHandling, Reconnecting):
         self._transactions: dict[str, Transaction] = {}
         self._receipts: dict[str, Receipt] = {}
         self._last_error: BrokerError | None = None  # an ERROR with no MESSAGE after it yet
+        self._unmatched_seen: set[str] = set()  # subscriptions not ours, already warned of
         self._endpoint: Endpoint = self._endpoints[0]
 
     def __repr__(self) -> str:
@@ -223,10 +225,14 @@ class Client(EventHandling, Reconnecting):
         deadline = time.monotonic() + seconds
         self._endpoint = endpoint
         self._listeners.call("on_connecting", endpoint.url)
+        guard = HandshakeGuard(seconds)
+        self._opening = guard
         try:
+            if self._stop_reconnecting.is_set() and self._state is not ClientState.CONNECTING:
+                guard.abort()
             transport = open_transport(
                 endpoint,
-                timeout=seconds,
+                guard=guard,
                 ssl_context=self._ssl_context,
                 ws_headers=self._ws_headers,
                 versions=self._versions,
@@ -235,6 +241,8 @@ class Client(EventHandling, Reconnecting):
         except ConnectError as error:
             self._listeners.call("on_disconnected", error)
             raise
+        finally:
+            self._opening = None
         protocol = ClientProtocol(
             versions=self._versions,
             heartbeats=self._heartbeats,
@@ -292,6 +300,9 @@ class Client(EventHandling, Reconnecting):
                 and reconnector is not threading.current_thread()
                 and reconnector.is_alive()
             ):
+                opening = self._opening
+                if opening is not None:
+                    opening.abort()  # an attempt still in its handshake gives up now
                 attempt = self._connection
                 if attempt is not None:
                     attempt.abort()  # an attempt still waiting for CONNECTED gives up now

@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from .errors import BrokerError, ConnectError, ConnectionClosed, StompError
+from .frame import Frame
 from .listener import isolated
 from .protocol import (
     Connected,
@@ -43,6 +44,7 @@ class EventHandling:
     _subscriptions: dict[str, Subscription]
     _transactions: dict[str, Transaction]
     _last_error: BrokerError | None
+    _unmatched_seen: set[str]
 
     if TYPE_CHECKING:  # provided by Reconnecting; a stub here would shadow it in the MRO
 
@@ -93,11 +95,28 @@ class EventHandling:
         info = event.subscription
         subscription = self._subscriptions.get(info.id) if info is not None else None
         if subscription is None:
+            if not listeners.handle_message():
+                self._unmatched(frame)
             return
         if subscription.callback is not None:
             isolated(subscription.callback, frame, listeners)
         else:
             subscription._deliver(frame, connection, listeners.handle_message())
+
+    def _unmatched(self, frame: Frame) -> None:
+        # Nobody receives a message for a subscription this client did not make (a RabbitMQ
+        # /temp-queue/ reply, a subscription already ended): say so, once per subscription.
+        name = frame.headers.get("subscription", "")
+        if name in self._unmatched_seen:
+            return
+        self._unmatched_seen.add(name)
+        logger.warning(
+            "%r: MESSAGE for subscription %r, which this client did not make, reached no "
+            "listener; add a Listener with on_message to receive such messages (RabbitMQ "
+            "delivers /temp-queue/ replies this way)",
+            self,
+            name,
+        )
 
     def _on_error(self, event: ErrorReceived) -> None:
         error = BrokerError(event.frame)

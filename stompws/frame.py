@@ -28,6 +28,11 @@ __all__ = ["NO_ESCAPE_COMMANDS", "VERSIONS", "Frame", "Headers"]
 
 VERSIONS: Final = ("1.0", "1.1", "1.2")
 NO_ESCAPE_COMMANDS: Final = frozenset({"CONNECT", "STOMP", "CONNECTED"})
+# The commands the specs define (a peer may use others).
+COMMANDS: Final = frozenset(
+    {"CONNECT", "STOMP", "CONNECTED", "SEND", "SUBSCRIBE", "UNSUBSCRIBE", "ACK", "NACK", "BEGIN"}
+    | {"COMMIT", "ABORT", "DISCONNECT", "MESSAGE", "RECEIPT", "ERROR"}
+)
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -49,25 +54,29 @@ class Frame:
     command: str
     headers: dict[str, str]
     body: bytes
-    # Set only when needed (repeated headers; a frame a client delivered), so that the
-    # parser builds a frame with three stores; read through getattr with a default.
-    _pairs: list[Any]
+    # Read through getattr with a default: the parser sets them only when needed (repeated
+    # headers; a frame a client delivered) so that it builds a frame with three stores.
+    # __init__ always sets _pairs, as a getattr that misses costs more than the store.
+    _pairs: list[Any] | None
     _acker: Callable[[Frame, bool, str | None], None]
 
     def __init__(
         self, command: str, headers: Headers | None = None, body: bytes | str = b""
     ) -> None:
         self.command = command
+        self._pairs = None
         if headers is None:
             self.headers = {}
-        elif isinstance(headers, Mapping):
+        elif headers.__class__ is dict or isinstance(headers, Mapping):
             self.headers = {str(k): str(v) for k, v in headers.items()}
         else:
             pairs = [(str(k), str(v)) for k, v in headers]
             self.headers = _first_wins(pairs)
             if len(self.headers) != len(pairs):
                 self._pairs = pairs
-        self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        if body.__class__ is not bytes:
+            body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        self.body = body
 
     @property
     def header_list(self) -> list[tuple[str, str]]:
@@ -155,32 +164,40 @@ def encode_frame(frame: Frame, version: str, content_length: bool) -> bytes:
     if version not in VERSIONS:
         raise UsageError(f"unknown STOMP version {version!r}; expected one of {VERSIONS}")
     command = frame.command
-    if not command or not command.isalpha() or not command.isupper():
+    if command not in COMMANDS and (not command or not command.isalpha() or not command.isupper()):
         raise UsageError(f"a STOMP command is upper-case letters, not {command!r}")
     body = frame.body
-    pairs: list[tuple[str, str]] = [
-        item for item in frame.header_list if item[0] != "content-length"
-    ]
-    if content_length:
-        pairs.append(("content-length", str(len(body))))
-    elif b"\x00" in body:
+    if not content_length and body.find(b"\x00") >= 0:
         raise UsageError(
             "a body containing a NUL byte needs a content-length header; "
             "encode with content_length=True"
         )
-    block = "".join([f"{name}:{value}\n" for name, value in pairs])
+    pairs = getattr(frame, "_pairs", None)
+    if pairs is None:
+        headers = frame.headers
+        lines = [f"{name}:{value}\n" for name, value in headers.items() if name != "content-length"]
+        block = "".join(lines)
+        empty_name = "" in headers
+    else:
+        lines = [f"{name}:{value}\n" for name, value in pairs if name != "content-length"]
+        block = "".join(lines)
+        empty_name = block.startswith(":") or "\n:" in block
     if (
         "\\" in block
         or "\r" in block
         or "\x00" in block
-        or block.count(":") != len(pairs)
-        or block.count("\n") != len(pairs)
-        or block.startswith(":")
-        or "\n:" in block
+        or block.count(":") != len(lines)
+        or block.count("\n") != len(lines)
+        or empty_name
     ):
-        block = _escaped_block(pairs, command, version)
-    head = f"{command}\n{block}\n".encode()
-    return b"".join((head, body, b"\x00"))
+        block = _escaped_block(
+            [item for item in frame.header_list if item[0] != "content-length"], command, version
+        )
+    if content_length:
+        head = f"{command}\n{block}content-length:{len(body)}\n\n"
+    else:
+        head = f"{command}\n{block}\n"
+    return b"".join((head.encode(), body, b"\x00"))
 
 
 def _escaped_block(pairs: list[tuple[str, str]], command: str, version: str) -> str:

@@ -12,6 +12,7 @@ import enum
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -138,12 +139,18 @@ class Reconnecting:
                     logger.info("reconnect to %s failed: %s", endpoint.url, error)
                     continue
                 with self._lock:
-                    if self._state is not ClientState.RECONNECTING:
-                        return  # disconnect() took over; it closes this connection
-                    if not connection.ended.is_set():
+                    stale = self._state is not ClientState.RECONNECTING
+                    if not stale and not connection.ended.is_set():
                         self._state = ClientState.CONNECTED
                         self._state_changed.notify_all()
                         return
+                if stale:
+                    # disconnect() came while this attempt was under way and may be gone
+                    # already: this connection is nobody's, so end it here.
+                    connection.ending_requested = True
+                    connection.abort()
+                    connection.join(time.monotonic() + 1.0)
+                    return
         with self._lock:
             if self._state is not ClientState.RECONNECTING:
                 return

@@ -2,16 +2,18 @@
 
 Strategy, chosen so that cost stays linear in the input and small frames stay cheap:
 
-* When the parser holds no partial frame, a chunk is parsed where it lies (no copy). Only an
-  incomplete tail is copied into a ``bytearray`` buffer; later chunks are appended to it and
-  parsed frames are cut off its front (CPython makes that cut O(1)).
-* While a frame is incomplete the parser remembers what it waits for: a byte count (the
-  content-length is known), a NUL (no content-length: only the new bytes are searched) or the
-  end of the header block (completed header lines are kept, so no line is read twice).
-  A chunk that cannot finish the frame costs one append and one search of its own bytes.
+* When the parser holds no partial frame, a chunk is parsed where it lies (no copy).
+* A frame whose body is incomplete waits with its header already read: the chunks that
+  follow are kept in a list (one append each, and for a body without content-length one
+  search of the new chunk for the NUL) and the body is joined from them once, when its end
+  arrives, so a large body costs one copy however finely it is cut up.
+* Any other incomplete tail (a header block cut short, a CR between frames) is copied into
+  a ``bytearray`` buffer; later chunks are appended to it and parsed frames are cut off its
+  front (CPython makes that cut O(1)). Completed header lines are kept, so that no line is
+  read twice; a chunk that cannot finish the line waited for costs one append and search.
 * The header block of a frame with LF line ends is found with one ``find`` for the blank
-  line, decoded once and split in C; CRLF line ends and oversized header blocks take a
-  line-by-line path that checks the limits as each line completes.
+  line, checked with one ``translate``, and decoded and split in C; CRLF line ends, a colon
+  in a value and oversized blocks take a per-line path that checks the limits line by line.
 * Limits (``max_frame_size``, ``max_header_count``, ``max_header_line``) are checked as soon
   as they can be crossed, before more is buffered: a content-length above the limit fails at
   once, a body without content-length fails when the bytes held pass the limit.
@@ -26,7 +28,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .errors import ProtocolError
-from .frame import NO_ESCAPE_COMMANDS, VERSIONS, Frame
+from .frame import COMMANDS, NO_ESCAPE_COMMANDS, VERSIONS, Frame
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -41,25 +43,7 @@ DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 DEFAULT_MAX_HEADER_COUNT: Final = 1000
 DEFAULT_MAX_HEADER_LINE: Final = 128 * 1024
 
-KNOWN_COMMANDS: Final = frozenset(
-    {
-        "CONNECT",
-        "STOMP",
-        "CONNECTED",
-        "SEND",
-        "SUBSCRIBE",
-        "UNSUBSCRIBE",
-        "ACK",
-        "NACK",
-        "BEGIN",
-        "COMMIT",
-        "ABORT",
-        "DISCONNECT",
-        "MESSAGE",
-        "RECEIPT",
-        "ERROR",
-    }
-)
+KNOWN_COMMANDS: Final = COMMANDS
 
 
 class Heartbeat:
@@ -84,8 +68,11 @@ HEARTBEAT: Final = Heartbeat()
 
 _WAIT_NOTHING: Final = 0
 _WAIT_BYTES: Final = 1
-_WAIT_NUL: Final = 2
 _WAIT_HEADER_LINE: Final = 3
+
+# A frame waiting for its body: command, headers, pairs, body start (from the frame's start),
+# content-length text (None: the body ends at a NUL) and the settings it was read with.
+_Head = tuple[str, dict[str, str], "list[Any] | None", int, "str | None", tuple[Any, ...]]
 
 
 class _Incomplete(Exception):
@@ -117,20 +104,26 @@ class FrameParser:
         self.max_frame_size = max_frame_size
         self.max_header_count = max_header_count
         self.max_header_line = max_header_line
-        self._settings: tuple[str, int, int, int, bytes]
+        self._settings: tuple[str, int, int, int, bytes, frozenset[bytes]]
         self.version = version
         self._buffer = bytearray()
         self._stream_offset = 0  # bytes of the stream before _buffer[0], for error positions
         self._wait = _WAIT_NOTHING
-        self._wait_at = 0  # _WAIT_BYTES: length needed; _WAIT_NUL/_HEADER_LINE: search from
+        self._wait_at = 0  # _WAIT_BYTES: length needed; _WAIT_HEADER_LINE: search from
         self._header_lines: list[bytes] = []  # completed lines of an incomplete header block
         self._header_resume = 0  # where, from the frame's start, the next header line starts
+        # A frame waiting for its body: the chunks held (the first starts with the frame),
+        # how many bytes they hold, how many the frame needs (0: up to a NUL) and its head.
+        self._chunks: list[bytes | bytearray | memoryview] | None = None
+        self._held = 0
+        self._need = 0
+        self._head: _Head | None = None
         self._broken: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
         """How many bytes of an incomplete frame the parser holds."""
-        return len(self._buffer)
+        return len(self._buffer) if self._chunks is None else self._held
 
     @property
     def version(self) -> str:
@@ -146,185 +139,315 @@ class FrameParser:
             min(self.max_frame_size, (self.max_header_count + 1) * (self.max_header_line + 1)),
             self.max_header_line,
             b"\n:" * self.max_header_count,
+            # The marks of common blocks of up to 64 headers, found with one hash lookup.
+            frozenset(b"\n:" * count for count in range(min(self.max_header_count, 64) + 1)),
         )
 
     def feed(self, data: bytes) -> list[Frame | Heartbeat]:
         """Parse ``data``; return the frames and heart-beats it completes, in order."""
-        if self._broken is not None:
-            raise self._broken
-        buffer = self._buffer
-        if buffer:
-            buffer += data
-            if not self._may_complete(len(data)):
+        buf: bytes | bytearray
+        chunks = self._chunks
+        if chunks is not None:
+            # Keeping the chunk is all that most calls during a large body do.
+            if data.__class__ is not bytes:
+                data = bytes(data)
+            chunks.append(data)
+            held = self._held = self._held + len(data)
+            if held < self._need:
                 return []
-            buf: bytes | bytearray = buffer
-        elif type(data) is bytes:
-            buf = data
+            resumed = self._end_of_body(chunks, data)
+            if resumed is None:
+                return []
+            buf, pos, out = resumed
+            from_buffer = buf is self._buffer
+            resuming_header = False
         else:
-            buf = bytes(data)
-        out: list[Frame | Heartbeat] = []
+            if self._broken is not None:
+                raise self._broken
+            buf = self._buffer
+            if buf:
+                buf += data
+                if not self._may_complete(len(data)):
+                    return []
+                from_buffer = True
+                resuming_header = self._wait == _WAIT_HEADER_LINE
+                self._wait = _WAIT_NOTHING
+            else:
+                buf = data if data.__class__ is bytes else bytes(data)
+                from_buffer = resuming_header = False
+            pos = 0
+            out = []
+
+        end_of_data = len(buf)
+        settings = self._settings
+        version, max_frame, window, max_line, _, common = settings
+        new_frame = object.__new__
+        copy_body = buf.__class__ is not bytes
+        # Set once a blank line found was not the end of the header block before it (CRLF
+        # line ends): from then on the search for it resumes where it stopped (blank_at,
+        # no_blank_before), so that nothing is scanned twice, and a CR is looked for first.
+        careful = False
+        blank_at = no_blank_before = 0
+        need = -1  # set when the frame at pos waits for its body: the bytes it needs (0: a NUL)
         try:
-            pos = self._parse(buf, out)
+            while pos < end_of_data:
+                byte = buf[pos]
+                if byte == 10:
+                    out.append(HEARTBEAT)
+                    pos += 1
+                    continue
+                if byte == 13:
+                    if pos + 1 == end_of_data:
+                        self._wait, self._wait_at = _WAIT_BYTES, 2
+                        break
+                    if buf[pos + 1] != 10:
+                        raise self._error("CR not followed by LF between frames", pos)
+                    out.append(HEARTBEAT)
+                    pos += 2
+                    continue
+
+                if careful or resuming_header:
+                    blank, marks = -1, None
+                else:
+                    blank = buf.find(b"\n\n", pos, pos + window)
+                    # The common block: LF line ends, one colon in every header line, no longer
+                    # than one line's limit and at most 64 headers, so that every limit holds.
+                    # Its line ends, colons, CRs and NULs, kept in order, show all that at once.
+                    if pos <= blank <= pos + max_line:
+                        raw = bytes(buf[pos:blank]) if copy_body else buf[pos:blank]
+                        marks = raw.translate(_SAME, _ALL_BUT_MARKS)
+                    else:
+                        marks = None
+                if marks in common:
+                    try:
+                        text = raw.decode()
+                    except UnicodeDecodeError as error:
+                        raise self._not_utf8(error, pos) from None
+                    # The command, then names and values, cut apart in one step.
+                    if "\\" in text and version != "1.0":
+                        items = self._unescaped_items(text, version, pos)
+                    else:
+                        items = text.replace(":", "\n").split("\n")
+                    cut = iter(items)
+                    command = next(cut)
+                    # zip's strict= costs more than the rest of this line; the count is even.
+                    headers = dict(zip(cut, cut))  # noqa: B905
+                    pairs = None
+                    if len(headers) != len(items) >> 1 or "" in headers:
+                        pairs = list(zip(items[1::2], items[2::2], strict=True))
+                        headers = self._first_wins(pairs, pos)
+                    body_start = blank + 2
+                else:
+                    if careful:
+                        if blank_at < pos:
+                            blank_at = buf.find(b"\n\n", max(pos, no_blank_before), pos + window)
+                            if blank_at < 0:
+                                no_blank_before = pos + window - 1
+                        blank = blank_at
+                    try:
+                        command, headers, pairs, body_start = self._read_header(
+                            buf, pos, blank, marks, resuming_header
+                        )
+                    except _Incomplete:
+                        break
+                    if not (resuming_header or careful) and body_start != blank + 2:
+                        careful = True
+                        blank_at = blank
+                        no_blank_before = pos + window - 1 if blank < 0 else 0
+                    resuming_header = False
+                if command not in KNOWN_COMMANDS and not (
+                    command.isascii() and command.isalpha() and command.isupper()
+                ):
+                    raise self._error(f"invalid command line {command[:80]!r}", pos)
+
+                length_text = headers.get("content-length")
+                if length_text is not None:
+                    if not (length_text.isascii() and length_text.isdigit()):
+                        raise self._error(f"content-length is not a number: {length_text!r}", pos)
+                    stop = body_start + int(length_text)
+                    if stop - pos > max_frame:
+                        raise self._error(
+                            f"{command} frame of {stop - pos} bytes (content-length "
+                            f"{length_text}) is over max_frame_size={max_frame}",
+                            pos,
+                        )
+                    if stop >= end_of_data:
+                        need = stop + 1 - pos
+                        break
+                    if buf[stop] != 0:
+                        raise self._error(
+                            f"{command} frame body is not followed by NUL at the end given by "
+                            f"content-length {length_text}",
+                            stop,
+                        )
+                else:
+                    stop = buf.find(b"\x00", body_start)
+                    if stop < 0:
+                        if end_of_data - pos > max_frame:
+                            raise self._error(
+                                f"{command} frame without content-length is over "
+                                f"max_frame_size={max_frame} bytes and has no end yet",
+                                pos,
+                            )
+                        need = 0
+                        break
+                    if stop - pos > max_frame:
+                        raise self._error(
+                            f"{command} frame of {stop - pos} bytes is over "
+                            f"max_frame_size={max_frame}",
+                            pos,
+                        )
+                frame = new_frame(Frame)
+                frame.command = command
+                frame.headers = headers
+                # A slice of bytes is bytes; only the bytearray buffer needs a copy.
+                frame.body = bytes(buf[body_start:stop]) if copy_body else buf[body_start:stop]  # type: ignore[assignment]
+                if pairs is not None:
+                    frame._pairs = pairs
+                out.append(frame)
+                pos = stop + 1
         except ProtocolError as error:
             error.frames = out
             self._broken = error
             self._buffer = bytearray()
             raise
-        if buf is buffer:
-            del buffer[:pos]
-        elif pos < len(buf):
-            self._buffer = bytearray(memoryview(buf)[pos:])
+        if need >= 0:
+            self._head = (command, headers, pairs, body_start - pos, length_text, settings)
+            self._need = need
+        if pos < end_of_data or from_buffer:
+            self._keep(buf, pos, from_buffer)
         self._stream_offset += pos
         return out
 
+    def _keep(self, buf: bytes | bytearray, pos: int, from_buffer: bool) -> None:
+        """Hold what ``feed`` left of ``buf`` from ``pos``: in the chunk list when the frame
+        there waits for its body only, else in the buffer."""
+        if self._head is not None:
+            if from_buffer:
+                del buf[:pos]  # type: ignore[union-attr]
+                self._buffer = bytearray()
+                tail = buf
+            else:
+                tail = buf[pos:] if pos else buf
+            self._chunks = [tail]
+            self._held = len(tail)
+        elif from_buffer:
+            del buf[:pos]  # type: ignore[union-attr]
+        else:
+            self._buffer = bytearray(memoryview(buf)[pos:])
+
     def _may_complete(self, added: int) -> bool:
-        """Whether the bytes just appended can finish the frame waited for (cheap checks)."""
+        """Whether the bytes just appended can finish what the buffer waits for."""
         buffer = self._buffer
         wait = self._wait
         if wait == _WAIT_BYTES:
             return len(buffer) >= self._wait_at
-        if wait == _WAIT_NUL:
-            start = max(self._wait_at, len(buffer) - added)
-            if buffer.find(b"\x00", start) >= 0:
-                return True
-            if len(buffer) > self.max_frame_size:
-                self._fail_limit_while_waiting(
-                    f"frame without content-length is over max_frame_size={self.max_frame_size} "
-                    "bytes and has no end yet"
-                )
-            return False
         if wait == _WAIT_HEADER_LINE:
             start = max(self._wait_at, len(buffer) - added)
             if buffer.find(b"\n", start) >= 0:
                 return True
             if len(buffer) - self._wait_at > self.max_header_line + 1:
-                self._fail_limit_while_waiting(
-                    f"header line longer than max_header_line={self.max_header_line} bytes"
+                raise self._fail(
+                    f"header line longer than max_header_line={self.max_header_line} bytes",
+                    self._stream_offset,
                 )
             return False
         return True
 
-    def _fail_limit_while_waiting(self, message: str) -> None:
-        error = ProtocolError(message, offset=self._stream_offset)
+    def _end_of_body(
+        self, chunks: list[bytes | bytearray | memoryview], data: bytes
+    ) -> tuple[bytes | bytearray, int, list[Frame | Heartbeat]] | None:
+        """Finish the frame waiting for its body if ``data``, just kept, holds its end: then
+        return what to parse next, from where, and the frames completed so far."""
+        assert self._head is not None
+        command, headers, pairs, body_at, length_text, settings = self._head
+        before = self._held - len(data)  # what the frame had before this chunk
+        if self._need:
+            stop = self._need - 1
+            nul = stop - before
+        else:
+            nul = data.find(b"\x00")
+            if nul < 0:
+                if self._held > self.max_frame_size:
+                    raise self._fail(
+                        f"frame without content-length is over max_frame_size="
+                        f"{self.max_frame_size} bytes and has no end yet",
+                        self._stream_offset,
+                    )
+                return None
+            stop = before + nul
+        self._chunks = self._head = None
+        if settings is not self._settings:
+            # The version was set while the body was on its way: read the header again.
+            self._buffer = bytearray().join(chunks)
+            return self._buffer, 0, []
+        if not self._need:
+            if stop > settings[1]:
+                raise self._fail(
+                    f"{command} frame of {stop} bytes is over max_frame_size={settings[1]}",
+                    self._stream_offset,
+                )
+        elif data[nul] != 0:
+            raise self._fail(
+                f"{command} frame body is not followed by NUL at the end given by "
+                f"content-length {length_text}",
+                self._stream_offset + stop,
+            )
+        chunks[0] = memoryview(chunks[0])[body_at:]
+        chunks[-1] = memoryview(data)[:nul]
+        frame = object.__new__(Frame)
+        frame.command = command
+        frame.headers = headers
+        frame.body = b"".join(chunks)
+        if pairs is not None:
+            frame._pairs = pairs
+        self._stream_offset += before
+        return data, nul + 1, [frame]
+
+    def _fail(self, message: str, offset: int) -> ProtocolError:
+        """Break the parser on an error found where no frame was completed."""
+        error = ProtocolError(message, offset=offset)
         self._broken = error
         self._buffer = bytearray()
-        raise error
+        self._chunks = self._head = None
+        return error
 
-    def _parse(self, buf: bytes | bytearray, out: list[Frame | Heartbeat]) -> int:
-        """Append what ``buf`` completes to ``out``; return how many bytes were used."""
-        pos = 0
-        end_of_data = len(buf)
-        version, max_frame, window, max_line, alternating = self._settings
-        new_frame = object.__new__
-        no_cr = b"\r" not in buf
-        copy_body = buf.__class__ is bytearray
-        resuming_header = self._wait == _WAIT_HEADER_LINE
-        self._wait = _WAIT_NOTHING
-        while pos < end_of_data:
-            byte = buf[pos]
-            if byte == 10:
-                out.append(HEARTBEAT)
-                pos += 1
-                continue
-            if byte == 13:
-                if pos + 1 == end_of_data:
-                    self._wait, self._wait_at = _WAIT_BYTES, 2
-                    break
-                if buf[pos + 1] != 10:
-                    raise self._error("CR not followed by LF between frames", pos)
-                out.append(HEARTBEAT)
-                pos += 2
-                continue
-
-            blank = -1 if resuming_header else buf.find(b"\n\n", pos, pos + window)
-            if blank >= 0 and (no_cr or buf.find(b"\r", pos, blank) < 0):
-                raw = buf[pos:blank]
-                body_start = blank + 2
-                try:
-                    text = raw.decode()
-                except UnicodeDecodeError as error:
-                    raise self._not_utf8(error, pos) from None
-                # Line ends and colons alternating (the command line, then one colon per
-                # header line; a NUL is kept too, to break the pattern) and a block no longer
-                # than one line's limit: every limit holds and the names and values can be
-                # cut apart in one step.
-                separators = raw.translate(None, _ALL_BUT_SEPARATORS)
-                if (
-                    separators == alternating[: len(separators)]
-                    and not len(separators) & 1
-                    and len(raw) <= max_line
-                ):
-                    command, _, rest = text.partition("\n")
-                    if "\\" in rest and version != "1.0" and command not in NO_ESCAPE_COMMANDS:
-                        items = self._unescaped_items(rest, version, pos)
-                    else:
-                        items = rest.replace(":", "\n").split("\n")
-                    cut = iter(items)
-                    headers = dict(zip(cut, cut, strict=False))  # count is even
-                    pairs = None
-                    if len(headers) != len(items) // 2 or "" in headers:
-                        pairs = list(zip(items[::2], items[1::2], strict=True))
-                        headers = self._first_wins(pairs, pos)
-                else:
-                    command, headers, pairs = self._split_header(text, version, pos)
-            else:
-                try:
-                    text, body_start = self._header_by_lines(buf, pos, resuming_header)
-                except _Incomplete:
-                    break
-                resuming_header = False
-                command, headers, pairs = self._split_header(text, version, pos)
-            if command not in KNOWN_COMMANDS and not (
-                command.isascii() and command.isalpha() and command.isupper()
+    def _read_header(
+        self,
+        buf: bytes | bytearray,
+        pos: int,
+        blank: int,
+        marks: bytes | bytearray | None,
+        resuming: bool,
+    ) -> tuple[str, dict[str, str], list[Any] | None, int]:
+        """Command, headers, pairs and body start of a block that ``feed`` could not take:
+        ``blank`` is the first blank line after ``pos`` (-1: none), ``marks`` its marks."""
+        version = self.version
+        if blank >= 0 and (buf.find(b"\r", pos, blank) if marks is None else marks.find(b"\r")) < 0:
+            raw = buf[pos:blank]
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError as error:
+                raise self._not_utf8(error, pos) from None
+            if marks is None and len(raw) <= self.max_header_line:
+                marks = raw.translate(_SAME, _ALL_BUT_MARKS)
+            if (
+                marks is not None
+                and marks == self._settings[4][: len(marks)]
+                and not len(marks) & 1
             ):
-                raise self._error(f"invalid command line {command[:80]!r}", pos)
-
-            length_text = headers.get("content-length")
-            if length_text is not None:
-                if not (length_text.isascii() and length_text.isdigit()):
-                    raise self._error(f"content-length is not a number: {length_text!r}", pos)
-                stop = body_start + int(length_text)
-                if stop - pos > max_frame:
-                    raise self._error(
-                        f"{command} frame of {stop - pos} bytes (content-length "
-                        f"{length_text}) is over max_frame_size={max_frame}",
-                        pos,
-                    )
-                if stop >= end_of_data:
-                    self._wait, self._wait_at = _WAIT_BYTES, stop + 1 - pos
-                    break
-                if buf[stop] != 0:
-                    raise self._error(
-                        f"{command} frame body is not followed by NUL at the end given by "
-                        f"content-length {length_text}",
-                        stop,
-                    )
-            else:
-                stop = buf.find(b"\x00", body_start)
-                if stop < 0:
-                    if end_of_data - pos > max_frame:
-                        raise self._error(
-                            f"{command} frame without content-length is over "
-                            f"max_frame_size={max_frame} bytes and has no end yet",
-                            pos,
-                        )
-                    self._wait, self._wait_at = _WAIT_NUL, end_of_data - pos
-                    break
-                if stop - pos > max_frame:
-                    raise self._error(
-                        f"{command} frame of {stop - pos} bytes is over max_frame_size={max_frame}",
-                        pos,
-                    )
-            frame = new_frame(Frame)
-            frame.command = command
-            frame.headers = headers
-            # A slice of bytes is bytes; only the bytearray buffer needs a copy.
-            frame.body = bytes(buf[body_start:stop]) if copy_body else buf[body_start:stop]  # type: ignore[assignment]
-            if pairs is not None:
-                frame._pairs = pairs
-            out.append(frame)
-            pos = stop + 1
-        return pos
+                # Of the common kind after all (over 64 headers, or read carefully).
+                if "\\" in text and version != "1.0":
+                    items = self._unescaped_items(text, version, pos)
+                else:
+                    items = text.replace(":", "\n").split("\n")
+                pairs = list(zip(items[1::2], items[2::2], strict=True))
+                headers = self._first_wins(pairs, pos)
+                duplicates = pairs if len(headers) != len(pairs) else None
+                return items[0], headers, duplicates, blank + 2
+            return (*self._split_header(text, version, pos), blank + 2)
+        text, body_start = self._header_by_lines(buf, pos, resuming)
+        return (*self._split_header(text, version, pos), body_start)
 
     def _header_by_lines(self, buf: bytes | bytearray, pos: int, resuming: bool) -> tuple[str, int]:
         """The header block at ``pos`` read line by line: CRLF ends, and limits per line.
@@ -410,14 +533,15 @@ class FrameParser:
         headers = self._first_wins(pairs, pos)
         return command, headers, (pairs if len(headers) != len(pairs) else None)
 
-    def _unescaped_items(self, rest: str, version: str, pos: int) -> list[str]:
-        """Names and values, alternating, of header lines that have one colon each."""
-        if "\x00" in rest:
-            raise self._error("NUL character in the header block", pos)
-        # NUL marks the cuts so that unescaping (which makes colons and line ends) can run
-        # over the whole block at once.
+    def _unescaped_items(self, text: str, version: str, pos: int) -> list[str]:
+        """The command, then names and values alternating, of a block of the common kind."""
+        command, _, rest = text.partition("\n")
+        if command in NO_ESCAPE_COMMANDS or "\\" not in rest:
+            return text.replace(":", "\n").split("\n")
+        # NUL (which such a block lacks) marks the cuts so that unescaping, which makes
+        # colons and line ends, can run over the whole block at once.
         flat = _unescape(rest.replace(":", "\x00").replace("\n", "\x00"), version, self, pos)
-        return flat.split("\x00")
+        return f"{command}\x00{flat}".split("\x00")
 
     def _first_wins(self, pairs: list[Any], pos: int) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -437,7 +561,9 @@ class FrameParser:
         return ProtocolError(message, offset=self._stream_offset + pos)
 
 
-_ALL_BUT_SEPARATORS: Final = bytes(i for i in range(256) if i not in b":\n\x00")
+# Every byte but the line end, colon, CR and NUL, whose sequence tells a common header block.
+_ALL_BUT_MARKS: Final = bytes(i for i in range(256) if i not in b":\n\r\x00")
+_SAME: Final = bytes(range(256))  # a translate with a table is cheaper than with None
 _UNESCAPES: Final = {"\\\\": "\\", "\\n": "\n", "\\c": ":", "\\r": "\r"}
 
 
@@ -445,12 +571,15 @@ def _unescape(text: str, version: str, parser: FrameParser, pos: int) -> str:
     if "\\" not in text:
         return text
     if "\x01" not in text:
-        # str.replace pairs backslashes left to right, as an escape reader does, so the
-        # escaped backslashes can be set aside under a placeholder first; any backslash
-        # left after the defined escapes are replaced starts an undefined one.
-        result = text.replace("\\\\", "\x01").replace("\\c", ":").replace("\\n", "\n")
-        if version == "1.2":
-            result = result.replace("\\r", "\r")
+        # str.replace pairs backslashes left to right, as an escape reader does, so escaped
+        # backslashes can be set aside under a placeholder first; a backslash left after the
+        # defined escapes starts an undefined one. The rare escapes (each a pass over the
+        # text, unlike the check for a backslash) are looked for only while one is left.
+        result = text.replace("\\\\", "\x01").replace("\\c", ":")
+        if "\\" in result:
+            result = result.replace("\\n", "\n")
+            if version == "1.2":
+                result = result.replace("\\r", "\r")
         if "\\" not in result:
             return result.replace("\x01", "\\")
     index = 0

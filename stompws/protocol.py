@@ -156,8 +156,6 @@ class ClientProtocol:
         self.session: str | None = None
         self.send_interval: float | None = None
         self.receive_timeout: float | None = None
-        self._receive_interval = 0.0
-        self._connected_at = 0.0
         self.subscriptions: dict[str, SubscriptionInfo] = {}
         self.transactions: dict[str, None] = {}  # insertion-ordered set of open ids
         self.pending_receipts: dict[str, str] = {}  # receipt id -> command it was asked for
@@ -420,9 +418,12 @@ class ClientProtocol:
             if we_send and broker_expects:
                 self.send_interval = max(we_send, broker_expects) / 1000.0
             if we_expect and broker_send:
-                self._receive_interval = max(we_expect, broker_send) / 1000.0
-                self.receive_timeout = self._receive_interval * self.heartbeat_tolerance
-        self._connected_at = self.last_received
+                interval = max(we_expect, broker_send) / 1000.0
+                # The margin: ActiveMQ's heart-beat comes exactly two intervals after its
+                # last frame (and after CONNECTED), which is the default tolerance on the
+                # dot; a slack of a quarter interval, at most 0.5 s, keeps it alive and a
+                # frozen broker still found within tolerance x interval + 0.5 s.
+                self.receive_timeout = interval * self.heartbeat_tolerance + min(interval / 4, 0.5)
         self.state = State.CONNECTED
         return Connected(frame, version, self.send_interval, self.receive_timeout)
 
@@ -439,17 +440,10 @@ class ClientProtocol:
         return due is not None and now >= due
 
     def silence_deadline(self) -> float | None:
-        """When the broker counts as dead if nothing arrives before; None when not watched.
-
-        Until the first bytes after CONNECTED, one more interval is allowed: ActiveMQ sends
-        its first heart-beat only after twice the interval, exactly the default tolerance.
-        """
+        """When the broker counts as dead if nothing arrives before; None when not watched."""
         if self.receive_timeout is None or self.state not in (State.CONNECTED, State.DISCONNECTING):
             return None
-        deadline = self.last_received + self.receive_timeout
-        if self.last_received == self._connected_at:
-            deadline += self._receive_interval
-        return deadline
+        return self.last_received + self.receive_timeout
 
     def broker_silent(self, now: float) -> bool:
         deadline = self.silence_deadline()

@@ -18,10 +18,12 @@ writes do, through ``SO_SNDTIMEO``, so a peer that stops reading cannot block a 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import select
 import socket
 import ssl
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,7 +31,14 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import ConnectError, ConnectionClosed, ConnectTimeout, UsageError
 
-__all__ = ["Endpoint", "TcpTransport", "Transport", "open_transport", "parse_url"]
+__all__ = [
+    "Endpoint",
+    "HandshakeGuard",
+    "TcpTransport",
+    "Transport",
+    "open_transport",
+    "parse_url",
+]
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443, "stomp": 61613, "stomp+ssl": 61614, "stomp+tls": 61614}
 _READ_SIZE = 256 * 1024
@@ -115,59 +124,139 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class HandshakeGuard:
+    """One deadline for the whole opening of a connection (TCP, TLS, WebSocket handshake),
+    and a way for another thread to abort it.
+
+    Socket timeouts apply to each read, so a peer that drips a byte at a time could hold a
+    handshake for ever; at the deadline a timer shuts the socket down instead.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.fired = False
+        self.aborted = False
+        self._sock: socket.socket | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.aborted:
+                shutdown(sock)
+                return
+            self._timer = threading.Timer(self.remaining(), self._expire)
+            self._timer.name = f"stompws-opening-{next(_guards)}"
+            self._timer.daemon = True
+            self._timer.start()
+
+    def replace(self, sock: socket.socket) -> None:
+        """The same connection under a new socket object (TLS wrapping)."""
+        with self._lock:
+            self._sock = sock
+            if self.aborted or self.fired:
+                shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.fired = True
+            shutdown(self._sock)
+
+    def abort(self) -> None:
+        """Make the opening fail now, from any thread."""
+        with self._lock:
+            self.aborted = True
+            shutdown(self._sock)
+
+    def close(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join(1.0)
+
+
+_guards = itertools.count(1)
+
+
 def open_transport(
     endpoint: Endpoint,
     *,
-    timeout: float,
+    guard: HandshakeGuard,
     ssl_context: ssl.SSLContext | None,
     ws_headers: dict[str, str] | None,
     versions: tuple[str, ...],
     write_timeout: float,
 ) -> Transport:
-    """Connect (TCP, TLS, WebSocket handshake) within ``timeout`` seconds."""
-    if endpoint.websocket:
-        from .ws_transport import WebSocketTransport
+    """Connect (TCP, TLS, WebSocket handshake) before ``guard``'s deadline."""
+    try:
+        if endpoint.websocket:
+            from .ws_transport import WebSocketTransport
 
-        return WebSocketTransport.open(
-            endpoint,
-            timeout=timeout,
-            ssl_context=ssl_context,
-            ws_headers=ws_headers,
-            versions=versions,
-            write_timeout=write_timeout,
+            return WebSocketTransport.open(
+                endpoint,
+                guard=guard,
+                ssl_context=ssl_context,
+                ws_headers=ws_headers,
+                versions=versions,
+                write_timeout=write_timeout,
+            )
+        return TcpTransport.open(
+            endpoint, guard=guard, ssl_context=ssl_context, write_timeout=write_timeout
         )
-    return TcpTransport.open(
-        endpoint, timeout=timeout, ssl_context=ssl_context, write_timeout=write_timeout
-    )
+    except ConnectError as error:
+        if guard.aborted:
+            raise ConnectError(f"connecting to {endpoint.url} was aborted") from error
+        if guard.fired and not isinstance(error, ConnectTimeout):
+            raise ConnectTimeout(
+                f"connecting to {endpoint.url} took longer than {guard.timeout:g} s ({error})"
+            ) from error
+        raise
+    finally:
+        guard.close()
 
 
 def connect_socket(
-    endpoint: Endpoint, timeout: float, ssl_context: ssl.SSLContext | None
+    endpoint: Endpoint, guard: HandshakeGuard, ssl_context: ssl.SSLContext | None
 ) -> socket.socket:
     """A connected, blocking socket (TLS-wrapped when the endpoint says so)."""
-    deadline = time.monotonic() + timeout
     where = f"{endpoint.host}:{endpoint.port}"
+    if guard.aborted:
+        raise ConnectError(f"connecting to {where} was aborted")
     try:
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
+        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=guard.remaining())
     except TimeoutError:
-        raise ConnectTimeout(f"no TCP connection to {where} within {timeout:g} s") from None
+        raise ConnectTimeout(f"no TCP connection to {where} within {guard.timeout:g} s") from None
     except OSError as error:
         raise ConnectError(f"cannot connect to {where}: {error.strerror or error}") from error
     try:
+        guard.attach(sock)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if endpoint.tls:
-            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            sock.settimeout(guard.remaining())
             context = ssl_context or ssl.create_default_context()
-            sock = wrap_tls(sock, context, endpoint.host)
+            sock = wrap_tls(sock, context, endpoint.host, guard)
         return sock
     except BaseException:
         sock.close()
         raise
 
 
-def wrap_tls(sock: socket.socket, context: ssl.SSLContext, host: str) -> ssl.SSLSocket:
+def wrap_tls(
+    sock: socket.socket, context: ssl.SSLContext, host: str, guard: HandshakeGuard
+) -> ssl.SSLSocket:
     try:
-        return context.wrap_socket(sock, server_hostname=host)
+        # Wrapping detaches ``sock``: the guard must hold the TLS socket before the
+        # handshake starts, so that its deadline and abort reach the handshake.
+        wrapped = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        guard.replace(wrapped)
+        wrapped.do_handshake()
+        return wrapped
     except ssl.SSLCertVerificationError as error:
         raise ConnectError(
             f"TLS certificate of {host} refused: {error.verify_message or error.reason}"
@@ -225,11 +314,11 @@ class TcpTransport:
         cls,
         endpoint: Endpoint,
         *,
-        timeout: float,
+        guard: HandshakeGuard,
         ssl_context: ssl.SSLContext | None,
         write_timeout: float,
     ) -> TcpTransport:
-        sock = connect_socket(endpoint, timeout, ssl_context)
+        sock = connect_socket(endpoint, guard, ssl_context)
         make_blocking(sock, write_timeout)
         return cls(endpoint, sock)
 

@@ -20,12 +20,18 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 
 import websocket
 
 from .errors import ConnectError, ConnectionClosed, ConnectTimeout
-from .transport import Endpoint, connect_socket, make_blocking, readable_now, shutdown
+from .transport import (
+    Endpoint,
+    HandshakeGuard,
+    connect_socket,
+    make_blocking,
+    readable_now,
+    shutdown,
+)
 
 __all__ = ["WebSocketTransport", "subprotocols_for"]
 
@@ -52,19 +58,18 @@ class WebSocketTransport:
         cls,
         endpoint: Endpoint,
         *,
-        timeout: float,
+        guard: HandshakeGuard,
         ssl_context: ssl.SSLContext | None,
         ws_headers: dict[str, str] | None,
         versions: tuple[str, ...],
         write_timeout: float,
     ) -> WebSocketTransport:
-        deadline = time.monotonic() + timeout
-        sock = connect_socket(endpoint, timeout, ssl_context)
+        sock = connect_socket(endpoint, guard, ssl_context)
         offered = subprotocols_for(versions)
         try:
             ws = websocket.create_connection(
                 endpoint.url,
-                timeout=max(deadline - time.monotonic(), 0.001),
+                timeout=guard.remaining(),
                 socket=sock,
                 subprotocols=offered,
                 header=[f"{name}: {value}" for name, value in (ws_headers or {}).items()],
@@ -79,7 +84,7 @@ class WebSocketTransport:
         except (websocket.WebSocketTimeoutException, TimeoutError):
             sock.close()
             raise ConnectTimeout(
-                f"WebSocket handshake with {endpoint.url} did not finish within {timeout:g} s"
+                f"WebSocket handshake with {endpoint.url} did not finish within {guard.timeout:g} s"
             ) from None
         except (websocket.WebSocketException, OSError) as error:
             sock.close()

@@ -56,7 +56,7 @@ class Peer:
 
     def answer_receipts_until_disconnect(self) -> list[Frame]:
         """Answer every receipt request; return the frames seen until DISCONNECT or close."""
-        seen = []
+        seen: list[Frame] = []
         while True:
             frame = self.frame()
             if frame is None:

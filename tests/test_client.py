@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 import threading
 import time
@@ -492,3 +493,19 @@ def test_slow_listener_causes_no_false_timeout() -> None:
         assert client.is_connected
         sub.unsubscribe()
         client.disconnect()
+
+
+def test_message_for_an_unknown_subscription_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def script(peer: Peer) -> None:
+        peer.accept_connect()
+        peer.send(message("/temp-queue/replies", 1) + message("/temp-queue/replies", 2))
+        peer.answer_receipts_until_disconnect()
+
+    with fake_broker(script) as broker:
+        client = client_for(broker.url)
+        with caplog.at_level(logging.WARNING, logger="stompws.client"):
+            client.connect()
+            client.send("/q", "x", receipt=True).wait(5)  # type: ignore[union-attr]
+            client.disconnect()
+    warnings = [r for r in caplog.records if "did not make" in r.getMessage()]
+    assert len(warnings) == 1 and "/temp-queue/replies" in warnings[0].getMessage()

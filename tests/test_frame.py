@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stompws import Frame, UsageError
+from stompws import Frame, FrameParser, UsageError
 
 VERSIONS = ["1.0", "1.1", "1.2"]
 
@@ -218,3 +218,16 @@ def test_frame_ack_calls_the_bound_acker() -> None:
     frame.ack()
     frame.nack(transaction="t")
     assert calls == [(frame, True, None), (frame, False, "t")]
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"MESSAGE\nsubscription:0\nmessage-id:a\\cb\ncontent-length:2\n\nhi\x00",
+        b"MESSAGE\nk:1\nx:y\nk:2\ncontent-length:0\n\n\x00",
+    ],
+)
+def test_a_parsed_frame_encodes_back_to_its_bytes(wire: bytes) -> None:
+    [frame] = FrameParser("1.2").feed(wire)
+    assert isinstance(frame, Frame)
+    assert frame.encode("1.2") == wire

@@ -328,3 +328,84 @@ def test_large_body_without_length_in_small_chunks() -> None:
         frames += parser.feed(wire[start : start + 4096])
     assert frames[1:] == [HEARTBEAT]
     assert isinstance(frames[0], Frame) and frames[0].body == body
+
+
+# -- bodies arriving in pieces, CRLF runs, long blocks -------------------------------------
+
+
+def feed_in_pieces(parser: FrameParser, wire: bytes, size: int) -> list[Frame | Heartbeat]:
+    got: list[Frame | Heartbeat] = []
+    for start in range(0, len(wire), size):
+        got += parser.feed(wire[start : start + size])
+    return got
+
+
+def test_body_pieces_are_copied_from_a_reused_bytearray() -> None:
+    parser = FrameParser()
+    piece = bytearray(b"MESSAGE\ncontent-length:6\n\nab")
+    assert parser.feed(piece) == []
+    piece[:] = b"cd"
+    assert parser.feed(piece) == [] and parser.buffered == 30
+    piece[:] = b"ef\x00"
+    [frame] = parser.feed(piece)
+    assert isinstance(frame, Frame) and frame.body == b"abcdef" and parser.buffered == 0
+
+
+def test_frames_after_a_body_in_the_same_chunk_and_an_error_after_them() -> None:
+    parser = FrameParser()
+    parser.feed(b"MESSAGE\ncontent-length:3\n\na")
+    parser.feed(b"b")
+    with pytest.raises(ProtocolError, match="invalid command") as caught:
+        parser.feed(b"c\x00\nSEND\n\nx\x00bad\n\n\x00")
+    kept = caught.value.frames  # type: ignore[attr-defined]
+    assert [type(item).__name__ for item in kept] == ["Frame", "Heartbeat", "Frame"]
+    assert kept[0].body == b"abc" and kept[2].body == b"x"
+    assert caught.value.offset == 39
+
+
+def test_missing_nul_after_a_body_in_pieces() -> None:
+    parser = FrameParser()
+    parser.feed(b"SEND\n\n")  # a frame first: the offset counts from the stream start
+    parser.feed(b"\x00MESSAGE\ncontent-length:2\n\na")
+    with pytest.raises(ProtocolError, match="not followed by NUL") as caught:
+        parser.feed(b"bc\x00")
+    assert caught.value.offset == 7 + 28 and caught.value.frames == []  # type: ignore[attr-defined]
+    assert parser.buffered == 0
+    with pytest.raises(ProtocolError, match="not followed by NUL"):
+        parser.feed(b"\x00")
+
+
+def test_body_without_length_in_pieces_over_the_limit_when_its_nul_comes() -> None:
+    parser = FrameParser(max_frame_size=30)
+    parser.feed(b"MESSAGE\n\n" + b"x" * 10)
+    with pytest.raises(ProtocolError, match="MESSAGE frame of 31 bytes is over"):
+        parser.feed(b"y" * 12 + b"\x00")
+
+
+def test_version_set_while_a_body_arrives_applies_to_its_headers() -> None:
+    parser = FrameParser("1.2")
+    parser.feed(b"MESSAGE\nk:a\\cb\ncontent-length:2\n\nx")
+    parser.version = "1.0"
+    [frame] = parser.feed(b"y\x00")
+    assert isinstance(frame, Frame) and frame.headers["k"] == "a\\cb" and frame.body == b"xy"
+
+
+def test_many_crlf_frames_then_lf_frames_in_one_chunk() -> None:
+    crlf = b"MESSAGE\r\nk:v\r\nid:%d\r\n\r\nbody\x00\r\n"
+    lf = b"MESSAGE\nk:v\nid:%d\n\nbody\n\nmore\x00\n"
+    wire = b"".join(crlf % i for i in range(50)) + b"".join(lf % i for i in range(50))
+    whole = FrameParser().feed(wire)
+    assert whole == feed_in_pieces(FrameParser(), wire, 7)
+    frames = [item for item in whole if isinstance(item, Frame)]
+    assert [f.headers["id"] for f in frames] == [str(i % 50) for i in range(100)]
+    assert frames[0].body == b"body" and frames[99].body == b"body\n\nmore"
+
+
+def test_a_common_block_with_more_than_64_headers() -> None:
+    names = [f"h{i}" for i in range(100)]
+    wire = b"MESSAGE\n" + b"".join(b"%s:a\\cb\n" % n.encode() for n in names) + b"h0:x\n\n\x00"
+    [frame] = FrameParser(max_header_count=101).feed(wire)
+    assert isinstance(frame, Frame) and list(frame.headers) == names
+    assert frame.headers["h0"] == "a:b" and frame.header_list[-1] == ("h0", "x")
+    with pytest.raises(ProtocolError, match="max_header_count=100"):
+        FrameParser(max_header_count=100).feed(wire)

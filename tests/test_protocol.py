@@ -168,11 +168,12 @@ def test_error_during_connect_closes() -> None:
     [
         ((0, 0), "10000,10000", None, None),
         ((1000, 2000), "0,0", None, None),
-        ((1000, 2000), "3000,500", 1.0, 6.0),  # send max(1000, 500); expect max(2000, 3000) x 2
+        # send every max(1000, 500); expect max(2000, 3000) x 2 + a margin of min(3/4, 0.5)
+        ((1000, 2000), "3000,500", 1.0, 6.5),
         ((5000, 0), "4000,4000", 5.0, None),
-        ((0, 5000), "4000,4000", None, 10.0),
+        ((0, 5000), "4000,4000", None, 10.5),
         ((100, 100), "0,7000", 7.0, None),
-        ((100, 100), " 300 , 0 ", None, 0.6),
+        ((100, 100), " 300 , 0 ", None, 0.675),
     ],
 )
 def test_heartbeat_negotiation(
@@ -180,7 +181,7 @@ def test_heartbeat_negotiation(
 ) -> None:
     protocol = connected(heartbeats=ours, broker_heartbeat=theirs)
     assert protocol.send_interval == send_interval
-    assert protocol.receive_timeout == receive_timeout
+    assert protocol.receive_timeout == pytest.approx(receive_timeout)
 
 
 def test_no_heartbeats_in_10() -> None:
@@ -204,13 +205,13 @@ def test_heartbeat_timing_with_plain_numbers() -> None:
     assert protocol.heartbeat_due(101.0)
     protocol.note_sent(101.0)
     assert not protocol.heartbeat_due(101.5)
-    assert protocol.silence_deadline() == 103.0  # one interval of grace before the first beat
-    assert not protocol.broker_silent(103.0)
-    assert protocol.broker_silent(103.01)
+    assert protocol.silence_deadline() == 102.25  # 2 x 1 s and a margin of a quarter interval
+    assert not protocol.broker_silent(102.25)
+    assert protocol.broker_silent(102.26)
     [event] = protocol.receive_data(b"\n", 102.0)
     assert isinstance(event, HeartbeatReceived)
-    assert protocol.silence_deadline() == 104.0
-    assert protocol.broker_silent(104.01)
+    assert protocol.silence_deadline() == 104.25
+    assert protocol.broker_silent(104.26)
 
 
 def test_partial_frame_counts_as_life() -> None:
@@ -223,9 +224,9 @@ def test_tolerance_scales_the_deadline() -> None:
     protocol = ClientProtocol(heartbeats=(0, 1000), heartbeat_tolerance=3.0)
     protocol.connect()
     protocol.receive_data(wire("CONNECTED", {"version": "1.2", "heart-beat": "1000,0"}), 10.0)
-    assert protocol.silence_deadline() == 14.0  # 3 x 1 s, and the grace before the first beat
+    assert protocol.silence_deadline() == 13.25  # 3 x 1 s and the margin
     protocol.receive_data(b"\n", 11.0)
-    assert protocol.silence_deadline() == 14.0
+    assert protocol.silence_deadline() == 14.25
 
 
 # -- subscriptions ------------------------------------------------------------------------

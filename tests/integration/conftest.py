@@ -52,9 +52,10 @@ def _probe(broker: Broker) -> str | None:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def embedded_broker() -> Iterator[EmbeddedBroker]:
-    """The project's own broker, on the ports support.py chose, for the whole session."""
+    """The project's own broker, on the ports support.py chose, for these tests (stopped
+    after them, so that the embedded broker's own tests see none of its threads)."""
     with EmbeddedBroker(
         port=EMBEDDED_WS_PORT, tcp_port=EMBEDDED_TCP_PORT, users={LOGIN: PASSCODE}
     ) as broker:
@@ -79,7 +80,7 @@ def no_leaked_threads() -> Iterator[None]:
     assert not leaked, f"threads outlived the test: {leaked}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def broker_problems(embedded_broker: EmbeddedBroker) -> dict[str, str | None]:
     """Each broker probed once, when the first integration test starts."""
     return {name: _probe(broker) for name, broker in BROKERS.items()}

@@ -1,0 +1,119 @@
+"""Fixtures for the fault-injection tests: real brokers behind a ``FaultProxy``.
+
+Each broker is probed once per session (a TCP connect). One that does not answer skips the
+tests that need it, or fails them when the ``CI`` environment variable is set: in CI the
+brokers are required (the approach of tests/integration/conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import stompws
+
+from .proxy import FaultProxy
+from .support import BROKERS, LOGIN, PASSCODE, Broker
+
+PROBE_TIMEOUT = 2.0
+
+ProxyFactory = Callable[[Broker], FaultProxy]
+ClientFactory = Callable[..., stompws.Client]
+
+
+def _probe(broker: Broker) -> str | None:
+    try:
+        with socket.create_connection((broker.host, broker.port), timeout=PROBE_TIMEOUT):
+            return None
+    except OSError as error:
+        return (
+            f"{broker.name} is not reachable at {broker.host}:{broker.port} ({error}); "
+            "start the brokers with scripts/brokers/up.sh"
+        )
+
+
+@pytest.fixture(scope="session")
+def _probed() -> dict[str, str | None]:
+    return {}
+
+
+@pytest.fixture
+def require(_probed: dict[str, str | None]) -> Callable[[Broker], Broker]:
+    """``require(broker)`` skips the test (fails it in CI) when the broker is down."""
+
+    def check(broker: Broker) -> Broker:
+        if broker.name not in _probed:
+            _probed[broker.name] = _probe(broker)
+        problem = _probed[broker.name]
+        if problem is not None:
+            if os.environ.get("CI"):
+                pytest.fail(f"CI requires the brokers: {problem}", pytrace=False)
+            pytest.skip(problem)
+        return broker
+
+    return check
+
+
+@pytest.fixture(params=list(BROKERS), ids=list(BROKERS))
+def broker(request: pytest.FixtureRequest, require: Callable[[Broker], Broker]) -> Broker:
+    """Each real broker endpoint in turn (narrow with ``indirect`` parametrization)."""
+    return require(BROKERS[request.param])
+
+
+@pytest.fixture
+def proxy_for() -> Iterator[ProxyFactory]:
+    """Makes a started ``FaultProxy`` in front of a broker; all are stopped at teardown."""
+    made: list[FaultProxy] = []
+
+    def make(target: Broker) -> FaultProxy:
+        proxy = FaultProxy(target.host, target.port).start()
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.stop()
+
+
+@pytest.fixture
+def proxy(broker: Broker, proxy_for: ProxyFactory) -> FaultProxy:
+    """A proxy in front of the ``broker`` of the test."""
+    return proxy_for(broker)
+
+
+@pytest.fixture
+def make_client() -> Iterator[ClientFactory]:
+    """Makes a ``Client`` (``url`` first, then Client options); every client made is
+    disconnected at teardown, before the leaked-thread check."""
+    made: list[stompws.Client] = []
+
+    def make(url: str, **options: Any) -> stompws.Client:
+        options.setdefault("login", LOGIN)
+        options.setdefault("passcode", PASSCODE)
+        client = stompws.Client(url, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.disconnect(timeout=5.0)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_proxy_threads() -> Iterator[None]:
+    """Fail a test that leaves a proxy thread running (stop() must join them all)."""
+    before = {thread.ident for thread in threading.enumerate()}
+    yield
+    leaked = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread.name.startswith("faultproxy-")
+        and thread.ident not in before
+        and thread.is_alive()
+    ]
+    assert not leaked, f"proxy threads outlived the test: {leaked}"

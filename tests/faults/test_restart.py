@@ -1,0 +1,192 @@
+"""A RabbitMQ restart in the middle of a stream: nothing that was confirmed is lost.
+
+A producer (STOMP over TCP) sends numbered persistent messages to a durable queue, each with
+a receipt, and sends a number again when its send or receipt failed because of the loss. A
+consumer (STOMP over WebSocket, client-individual acks) records what arrives. Both have
+reconnect. In the middle, scripts/brokers/rabbitmq.sh restarts the node (its data kept).
+Afterwards every number that got a RECEIPT has arrived at least once, both clients are
+connected again, and the test prints reconnects, counts, duplicates and recovery times.
+
+The consumer runs without heart-beats: RabbitMQ 3.10's Web STOMP heart-beat monitor can
+crash a busy connection (DESIGN.md); the restart closes the connections anyway.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import stompws
+from stompws import Reconnect, StompError
+
+from .conftest import ClientFactory
+from .support import BROKERS, WAIT, Broker, Recorder, new_queue, wait_until
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "brokers" / "rabbitmq.sh"
+SCRIPT_TIMEOUT = 120.0
+RECONNECT = Reconnect(initial=0.05, maximum=0.5)
+BEFORE = 200  # confirmed messages before the restart
+AFTER = 200  # confirmed messages after both clients are back
+
+
+class Stream:
+    """What the producer confirmed and what the consumer received, with waits on both."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.confirmed: list[int] = []
+        self.received: collections.Counter[int] = collections.Counter()
+        self.send_failures: collections.Counter[str] = collections.Counter()
+        self.ack_failures = 0
+
+    def wait(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
+        wait_until(self.condition, lambda: True if ready() else None, what, timeout)
+
+    def missing(self) -> list[int]:
+        return [number for number in self.confirmed if number not in self.received]
+
+
+def _script(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), command],
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        check=False,
+    )
+
+
+def _produce(producer: stompws.Client, queue: str, stream: Stream, stop: threading.Event) -> None:
+    number = 0
+    while not stop.is_set():
+        while not stop.is_set():  # this number until it is confirmed
+            try:
+                receipt = producer.send(
+                    queue, str(number), headers={"persistent": "true"}, receipt=True
+                )
+                assert receipt is not None
+                receipt.wait(WAIT)
+            except StompError as error:  # the loss: send it again (maybe a duplicate)
+                with stream.condition:
+                    stream.send_failures[type(error).__name__] += 1
+                continue
+            with stream.condition:
+                stream.confirmed.append(number)
+                stream.condition.notify_all()
+            break
+        number += 1
+
+
+@pytest.mark.timeout(240)
+def test_rabbitmq_restart_in_the_middle_of_a_stream(
+    require: Callable[[Broker], Broker], make_client: ClientFactory
+) -> None:
+    ws, tcp = require(BROKERS["rabbitmq-ws"]), require(BROKERS["rabbitmq-tcp"])
+    queue = new_queue("faults-restart")
+    stream = Stream()
+
+    def consume(frame: stompws.Frame) -> None:
+        with stream.condition:
+            stream.received[int(frame.text)] += 1
+            stream.condition.notify_all()
+        try:
+            frame.ack()
+        except StompError:  # it came over a lost connection: the broker redelivers it
+            with stream.condition:
+                stream.ack_failures += 1
+
+    consumer_events, producer_events = Recorder(), Recorder()
+    consumer = make_client(ws.url, heartbeats=(0, 0), reconnect=RECONNECT, connect_timeout=5.0)
+    consumer.add_listener(consumer_events)
+    consumer.connect()
+    consumer.subscribe(
+        queue,
+        ack="client-individual",
+        headers={"prefetch-count": "100"},
+        callback=consume,
+        receipt=True,
+    )
+    producer = make_client(
+        tcp.url, heartbeats=(1000, 1000), reconnect=RECONNECT, connect_timeout=5.0
+    )
+    producer.add_listener(producer_events)
+    producer.connect()
+
+    stop = threading.Event()
+    feeder = threading.Thread(
+        target=_produce, args=(producer, queue, stream, stop), name="producer", daemon=True
+    )
+    try:
+        feeder.start()
+        stream.wait(
+            lambda: len(stream.confirmed) >= BEFORE and len(stream.received) >= BEFORE // 2,
+            f"{BEFORE} confirmed messages before the restart",
+            WAIT,
+        )
+        restart_at = time.monotonic()
+        restarted = _script("restart")
+        back_at = time.monotonic()
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        with stream.condition:
+            confirmed_at_restart = len(stream.confirmed)
+        consumer_back = consumer_events.wait_for("connected", 2, timeout=30)[1].at
+        producer_back = producer_events.wait_for("connected", 2, timeout=30)[1].at
+        stream.wait(
+            lambda: len(stream.confirmed) >= confirmed_at_restart + AFTER,
+            f"{AFTER} confirmed messages after the restart",
+            30,
+        )
+        stop.set()
+        feeder.join(WAIT + 5)
+        assert not feeder.is_alive(), "the producer hung"
+        stream.wait(
+            lambda: not stream.missing(),
+            "every confirmed message at the consumer",
+            30,
+        )
+    finally:
+        stop.set()
+        feeder.join(WAIT + 5)
+        started = _script("start")  # RabbitMQ runs again for whatever comes next
+        if started.returncode != 0:
+            print(f"rabbitmq.sh start failed:\n{started.stdout}{started.stderr}")
+    assert started.returncode == 0, started.stdout + started.stderr
+
+    assert consumer.is_connected and producer.is_connected
+    with stream.condition:
+        confirmed = list(stream.confirmed)
+        received = collections.Counter(stream.received)
+        failures = dict(stream.send_failures)
+        ack_failures = stream.ack_failures
+    duplicates = sum(count - 1 for count in received.values())
+    unconfirmed_arrivals = len(set(received) - set(confirmed))
+    reconnects = (
+        len(consumer_events.of("connected")) - 1,
+        len(producer_events.of("connected")) - 1,
+    )
+    failed_attempts = (
+        len(consumer_events.of("connecting")) - len(consumer_events.of("connected")),
+        len(producer_events.of("connecting")) - len(producer_events.of("connected")),
+    )
+    print(
+        f"\nRabbitMQ restart: script took {back_at - restart_at:.1f} s; consumer (ws) back "
+        f"{consumer_back - restart_at:.1f} s and producer (tcp) back "
+        f"{producer_back - restart_at:.1f} s after the restart began "
+        f"({consumer_back - back_at:+.1f} s / {producer_back - back_at:+.1f} s after the "
+        f"script returned); reconnects consumer {reconnects[0]}, producer {reconnects[1]}; "
+        f"failed attempts consumer {failed_attempts[0]}, producer {failed_attempts[1]}; "
+        f"confirmed {len(confirmed)}, received {sum(received.values())} "
+        f"({len(received)} distinct, {duplicates} duplicates, {unconfirmed_arrivals} "
+        f"unconfirmed but delivered); send failures retried {failures}; "
+        f"acks refused after the loss {ack_failures}"
+    )
+    assert reconnects[0] >= 1 and reconnects[1] >= 1
+    assert confirmed == list(range(len(confirmed)))  # each number confirmed once, in order
