@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINTED := stompws tests benchmarks scripts examples
 
-.PHONY: venv lint test unit brokers brokers-down bench demo clean
+.PHONY: venv lint test unit brokers brokers-down interop compat bench demo clean
 
 venv: $(STAMP)
 
@@ -27,8 +27,15 @@ brokers:
 brokers-down:
 	scripts/brokers/down.sh
 
-test: venv lint brokers
+interop:
+	scripts/interop/setup.sh
+
+test: venv lint brokers interop
 	$(BIN)/pytest --cov=stompws --cov-report=term-missing:skip-covered tests
+
+compat: venv brokers interop
+	$(BIN)/pytest tests/interop
+	$(BIN)/python scripts/interop/compat_table.py --check
 
 unit: venv
 	$(BIN)/pytest tests
@@ -40,4 +47,4 @@ demo: venv
 	$(BIN)/python examples/quickstart.py
 
 clean:
-	rm -rf $(VENV) .brokers .coverage .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .brokers .interop .coverage .mypy_cache .ruff_cache .pytest_cache .hypothesis
