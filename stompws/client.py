@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from .connection import Connection
 from .errors import (
@@ -68,8 +69,8 @@ class Client(EventHandling, Reconnecting):
         login: str | None = None,
         passcode: str | None = None,
         host: str | None = None,
-        heartbeats: tuple[int, int] = (10_000, 10_000),
-        versions: Sequence[str] = VERSIONS,
+        heartbeats: tuple[int, int] | None = None,
+        versions: Sequence[str] | None = None,
         connect_headers: Headers | None = None,
         ws_headers: dict[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -86,6 +87,27 @@ class Client(EventHandling, Reconnecting):
         self._endpoints = [parse_url(item) for item in urls]
         self._login = login
         self._passcode = passcode
+        # An argument given here wins over the same option in the URL's query (?heartbeat=,
+        # ?vhost=, ?version=), which wins over the API's defaults. The URLs of one client
+        # must agree on an option the arguments leave open: it has one setting for every
+        # URL it fails over to.
+        from_urls: dict[str, Any] = {}
+        for option, given in (("vhost", host), ("heartbeats", heartbeats), ("versions", versions)):
+            if given is not None:
+                continue
+            values = {getattr(endpoint, option) for endpoint in self._endpoints} - {None}
+            if len(values) > 1:
+                raise UsageError(
+                    f"the URLs give different {option} options {sorted(map(str, values))}; "
+                    "give the same in each, or pass it as an argument"
+                )
+            from_urls[option] = values.pop() if values else None
+        if host is None:
+            host = from_urls.get("vhost")
+        if heartbeats is None:
+            heartbeats = from_urls.get("heartbeats") or (10_000, 10_000)
+        if versions is None:
+            versions = from_urls.get("versions") or VERSIONS
         self._host = host
         self._versions = tuple(versions)
         # Checked now, so that a bad setting fails here and not at connect().
@@ -209,6 +231,7 @@ class Client(EventHandling, Reconnecting):
                     continue
                 with self._lock:
                     self._state = ClientState.CONNECTED
+                    self._state_changed.notify_all()
                 return frame
         except BaseException:
             with self._lock:
@@ -268,6 +291,16 @@ class Client(EventHandling, Reconnecting):
                 )
             )
             self._listeners.call("on_send", outgoing.frame)
+        except UsageError:
+            # The CONNECT could not be encoded (a line break in login, passcode, host or a
+            # connect header), so nothing was written and the reader never started: close
+            # the socket here, or it would leak, and forget the connection, whose unstarted
+            # threads disconnect() could not join.
+            transport.close()
+            with self._lock:
+                self._connection = None
+                self._attempt = None
+            raise
         except ConnectionClosed as error:
             attempt.fail(ConnectError(f"connection to {endpoint.url} lost during CONNECT: {error}"))
         connection.start()
@@ -416,12 +449,17 @@ class Client(EventHandling, Reconnecting):
         return created[0]
 
     def unsubscribe(
-        self, subscription: Subscription | str, *, receipt: bool = False
+        self,
+        subscription: Subscription | str,
+        *,
+        receipt: bool = False,
+        headers: Headers | None = None,
     ) -> Receipt | None:
-        """Stop a subscription (given as the object or its id)."""
+        """Stop a subscription (given as the object or its id). ``headers`` for broker
+        extensions: RabbitMQ deletes a durable subscription on ``durable:true``."""
         sub_id = subscription if isinstance(subscription, str) else subscription.id
         found = self._subscriptions.get(sub_id)
-        result = self._perform(lambda s: s.unsubscribe(sub_id, receipt=receipt))
+        result = self._perform(lambda s: s.unsubscribe(sub_id, receipt=receipt, headers=headers))
         self._subscriptions.pop(sub_id, None)
         if found is not None:
             found._close(NotConnected(f"subscription {sub_id} was unsubscribed"))
@@ -499,6 +537,16 @@ class Client(EventHandling, Reconnecting):
     def _live(self) -> Connection:
         """The live connection; while reconnecting, waits up to ``connect_timeout`` for it."""
         with self._lock:
+            current = self._connection
+            if (
+                current is not None
+                and current.on_reader_thread
+                and current.protocol.state is State.CONNECTED
+                and not current.ended.is_set()
+            ):
+                # A listener's on_connected on the connection being established: its
+                # session is up although connect() (or the reconnect) has not returned yet.
+                return current
             if self._state is ClientState.RECONNECTING:
                 old = self._connection
                 if old is not None and old.on_reader_thread:

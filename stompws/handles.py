@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import NotConnected, ReceiptTimeout, ReceiveTimeout, StompError, UsageError
@@ -118,8 +118,10 @@ class Subscription:
     def active(self) -> bool:
         return self._end is None
 
-    def unsubscribe(self, *, receipt: bool = False) -> Receipt | None:
-        return self._client.unsubscribe(self, receipt=receipt)
+    def unsubscribe(
+        self, *, receipt: bool = False, headers: Mapping[str, str] | None = None
+    ) -> Receipt | None:
+        return self._client.unsubscribe(self, receipt=receipt, headers=headers)
 
     def get(self, timeout: float | None = None) -> Frame:
         """The next buffered message; waits at most ``timeout`` seconds (None: until one

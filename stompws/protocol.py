@@ -257,7 +257,11 @@ class ClientProtocol:
         self.subscriptions[info.id] = info
         return outgoing
 
-    def unsubscribe(self, id: str, *, receipt: bool = False) -> Outgoing:
+    def unsubscribe(
+        self, id: str, *, receipt: bool = False, headers: Headers | None = None
+    ) -> Outgoing:
+        """UNSUBSCRIBE; ``headers`` for broker extensions (RabbitMQ removes a durable
+        subscription only when UNSUBSCRIBE says ``durable:true``)."""
         self._require_connected("UNSUBSCRIBE")
         info = self.subscriptions.get(id)
         if info is None:
@@ -265,7 +269,7 @@ class ClientProtocol:
         pairs = [("id", id)]
         if self.version == "1.0":
             pairs.append(("destination", info.destination))
-        outgoing = self._build("UNSUBSCRIBE", pairs, b"", receipt, False)
+        outgoing = self._build("UNSUBSCRIBE", _merge(pairs, headers), b"", receipt, False)
         del self.subscriptions[id]
         return outgoing
 

@@ -27,9 +27,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from .errors import ConnectError, ConnectionClosed, ConnectTimeout, UsageError
+from .frame import VERSIONS
 
 __all__ = [
     "Endpoint",
@@ -46,7 +47,11 @@ _READ_SIZE = 256 * 1024
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where to connect, parsed from a URL; credentials in it never appear in its repr."""
+    """Where to connect, parsed from a URL; credentials in it never appear in its repr.
+
+    ``heartbeats``, ``vhost`` and ``versions`` are the STOMP options the URL's query gave
+    (None when it gave none); ``path`` keeps the rest of the query, untouched.
+    """
 
     scheme: str
     host: str
@@ -54,6 +59,9 @@ class Endpoint:
     path: str = "/"
     login: str | None = field(default=None, repr=False)
     passcode: str | None = field(default=None, repr=False)
+    heartbeats: tuple[int, int] | None = None
+    vhost: str | None = None
+    versions: tuple[str, ...] | None = None
 
     @property
     def websocket(self) -> bool:
@@ -71,7 +79,25 @@ class Endpoint:
         return f"{self.scheme}://{host}:{self.port}{path}"
 
 
+# Query options that configure the STOMP session rather than the WebSocket request, by the
+# names other STOMP clients use. They are matched on the raw (still percent-encoded) name,
+# so a server parameter that happens to share a name can be passed through as, for
+# example, ``%76ersion=3``.
+_HEARTBEAT_OPTIONS = ("heartbeat", "heart-beat", "heartbeats")
+_VHOST_OPTIONS = ("vhost", "host")
+_VERSION_OPTIONS = ("version", "accept-version", "versions")
+_STOMP_OPTIONS = frozenset(_HEARTBEAT_OPTIONS + _VHOST_OPTIONS + _VERSION_OPTIONS)
+
+
 def parse_url(url: str) -> Endpoint:
+    """Parse ``scheme://[login[:passcode]@]host[:port][/path][?query]``.
+
+    The query options ``heartbeat`` (``5000`` for both directions, or ``cx,cy``; also
+    spelled ``heart-beat``), ``vhost`` (or ``host``: the STOMP host header) and ``version``
+    (``1.2`` or a list ``1.1,1.2``; also ``accept-version``) are taken out of the URL; the
+    rest of a ws:// query stays in ``path`` as it was written and goes to the server. A
+    stomp:// URL has no request to carry other parameters, so it refuses them.
+    """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
@@ -85,9 +111,16 @@ def parse_url(url: str) -> Endpoint:
         port = parts.port or _DEFAULT_PORTS[scheme]
     except ValueError:
         raise UsageError(f"bad port in URL {_without_credentials(url)!r}") from None
+    options, rest = _split_query(parts.query, url)
+    if rest and scheme not in ("ws", "wss"):
+        raise UsageError(
+            f"unknown query option {rest.split('&')[0].split('=')[0]!r} in "
+            f"{_without_credentials(url)!r}: a {scheme}:// URL takes only "
+            "heartbeat=, vhost= and version="
+        )
     path = parts.path or "/"
-    if parts.query:
-        path = f"{path}?{parts.query}"
+    if rest:
+        path = f"{path}?{rest}"
     return Endpoint(
         scheme=scheme,
         host=parts.hostname,
@@ -95,14 +128,82 @@ def parse_url(url: str) -> Endpoint:
         path=path,
         login=unquote(parts.username) if parts.username is not None else None,
         passcode=unquote(parts.password) if parts.password is not None else None,
+        heartbeats=_heartbeat_option(options, url),
+        vhost=_single_option(options, _VHOST_OPTIONS, url),
+        versions=_version_option(options, url),
     )
 
 
+def _split_query(query: str, url: str) -> tuple[dict[str, str], str]:
+    """Our options (decoded) and the rest of the query, byte for byte as it was."""
+    options: dict[str, str] = {}
+    kept: list[str] = []
+    for piece in query.split("&") if query else []:
+        raw_name, _, raw_value = piece.partition("=")
+        name = raw_name.lower()
+        if name not in _STOMP_OPTIONS:
+            kept.append(piece)
+            continue
+        if name in options:
+            raise UsageError(f"query option {name!r} given twice in {_without_credentials(url)!r}")
+        value = unquote_plus(raw_value).strip()
+        if not value:
+            raise UsageError(
+                f"query option {name!r} needs a value in {_without_credentials(url)!r}"
+            )
+        options[name] = value
+    return options, "&".join(kept)
+
+
+def _single_option(options: dict[str, str], names: tuple[str, ...], url: str) -> str | None:
+    given = [name for name in names if name in options]
+    if len(given) > 1:
+        raise UsageError(
+            f"query options {' and '.join(given)} mean the same; give one in "
+            f"{_without_credentials(url)!r}"
+        )
+    return options[given[0]] if given else None
+
+
+def _heartbeat_option(options: dict[str, str], url: str) -> tuple[int, int] | None:
+    value = _single_option(options, _HEARTBEAT_OPTIONS, url)
+    if value is None:
+        return None
+    fields = [item.strip() for item in value.split(",")]
+    try:
+        numbers = [int(item) for item in fields]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (1, 2) or any(ms < 0 for ms in numbers):
+        raise UsageError(
+            f"heartbeat must be milliseconds (5000) or a pair (cx,cy), not {value!r} "
+            f"in {_without_credentials(url)!r}"
+        )
+    return (numbers[0], numbers[-1])
+
+
+def _version_option(options: dict[str, str], url: str) -> tuple[str, ...] | None:
+    value = _single_option(options, _VERSION_OPTIONS, url)
+    if value is None:
+        return None
+    versions = tuple(item.strip() for item in value.split(","))
+    unknown = [item for item in versions if item not in VERSIONS]
+    if unknown:
+        raise UsageError(
+            f"unknown STOMP version {unknown[0]!r} in {_without_credentials(url)!r}; "
+            f"use {', '.join(VERSIONS)}"
+        )
+    return versions
+
+
 def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    # Cut at the raw text, not at what urlsplit calls the netloc: a password with an
+    # unencoded "/", "?" or "#" ends the netloc early, and the rest of it (the secret) would
+    # stay in the message about that very malformed URL. Hiding a path's "@" too is harmless.
+    scheme, separator, rest = url.partition("://")
+    if not separator or "@" not in rest:
         return url
-    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 class Transport(Protocol):

@@ -509,3 +509,30 @@ def test_message_for_an_unknown_subscription_is_logged(caplog: pytest.LogCapture
             client.disconnect()
     warnings = [r for r in caplog.records if "did not make" in r.getMessage()]
     assert len(warnings) == 1 and "/temp-queue/replies" in warnings[0].getMessage()
+
+
+def test_a_listener_may_send_and_subscribe_in_on_connected() -> None:
+    frames: list[Frame] = []
+
+    def script(peer: Peer) -> None:
+        peer.accept_connect()
+        frames.extend(peer.answer_receipts_until_disconnect())
+
+    class Greeter(Listener):
+        def __init__(self, client: stompws.Client) -> None:
+            self.client = client
+
+        def on_connected(self, frame: Frame) -> None:
+            self.client.subscribe("/queue/mine")
+            self.client.send("/queue/hello", "from on_connected")
+
+    with fake_broker(script) as broker:
+        client = client_for(broker.url)
+        recorder = Recorder()
+        client.add_listener(Greeter(client))
+        client.add_listener(recorder)
+        client.connect()
+        client.send("/queue/after", "x", receipt=True).wait(5)  # type: ignore[union-attr]
+        client.disconnect()
+    assert "listener_error" not in recorder.names()
+    assert [f.command for f in frames] == ["SUBSCRIBE", "SEND", "SEND", "DISCONNECT"]

@@ -466,3 +466,10 @@ def test_id_prefix() -> None:
     protocol.connect()
     protocol.receive_data(wire("CONNECTED", {"version": "1.2"}), 0)
     assert protocol.subscribe("/q")[0].id.startswith("c7-sub-")
+
+
+def test_unsubscribe_with_extra_headers() -> None:
+    protocol = connected()
+    info, _ = protocol.subscribe("/topic/t", headers={"durable": "true"})
+    frame = sent(protocol.unsubscribe(info.id, headers={"durable": "true"}).data)
+    assert frame.header_list == [("id", info.id), ("durable", "true")]

@@ -1,0 +1,106 @@
+"""Fixtures for the paired tests: each scenario runs once with stomp.py 9 and once with
+stompws.compat, against RabbitMQ (WebSocket and TCP) and ActiveMQ (TCP).
+
+A broker that does not answer skips its tests, or fails them when the ``CI`` environment
+variable is set: start the brokers with scripts/brokers/up.sh.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from .support import ENDPOINTS, IMPLEMENTATIONS, Endpoint, Implementation
+
+Factory = Callable[..., Any]
+_problems: dict[str, str | None] = {}
+
+
+def _probe(endpoint: Endpoint) -> str | None:
+    if endpoint.name not in _problems:
+        try:
+            with socket.create_connection((endpoint.host, endpoint.port), timeout=2.0):
+                _problems[endpoint.name] = None
+        except OSError as error:
+            _problems[endpoint.name] = (
+                f"{endpoint.name} is not reachable at {endpoint.host}:{endpoint.port} "
+                f"({error}); start the brokers with scripts/brokers/up.sh"
+            )
+    return _problems[endpoint.name]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """The client's threads must not outlive a test. The embedded broker of
+    test_differences.py ends its own (``stompws-testbroker-*``) when it stops, after the
+    module: they are not counted here. stomp.py's threads are not named ``stompws-``."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    leaked = [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("stompws-")
+        and not t.name.startswith("stompws-testbroker-")
+        and t.ident not in before
+        and t.is_alive()
+    ]
+    assert not leaked, f"threads outlived the test: {leaked}"
+
+
+@pytest.fixture(params=list(IMPLEMENTATIONS))
+def impl(request: pytest.FixtureRequest) -> Implementation:
+    return IMPLEMENTATIONS[request.param]
+
+
+@pytest.fixture(params=list(ENDPOINTS))
+def endpoint(request: pytest.FixtureRequest) -> Endpoint:
+    chosen = ENDPOINTS[request.param]
+    problem = _probe(chosen)
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI requires the brokers: {problem}", pytrace=False)
+        pytest.skip(problem)
+    return chosen
+
+
+@pytest.fixture
+def make_connection(impl: Implementation, endpoint: Endpoint) -> Iterator[Factory]:
+    """Makes a connection of ``impl``'s class for ``endpoint`` (WSConnection for WebSocket,
+    else ``Connection12`` unless ``version=`` says otherwise); every one made is
+    disconnected at teardown, before the leaked-thread check."""
+    made: list[Any] = []
+
+    def make(
+        *, version: str = "1.2", listeners: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        stomp = impl.module
+        options.setdefault("heartbeats", (0, 0))
+        if endpoint.rabbitmq:
+            # stomp.py 1.2 sends its host name as `host` unless given a vhost; RabbitMQ
+            # refuses "127.0.0.1" as a virtual host.
+            options.setdefault("vhost", "/")
+        hosts = [(endpoint.host, endpoint.port)]
+        if endpoint.websocket:
+            connection = stomp.WSConnection(hosts, ws_path="/ws", **options)
+        else:
+            cls = {"1.1": stomp.Connection11, "1.2": stomp.Connection12}[version]
+            connection = cls(hosts, **options)
+        for name, listener in (listeners or {}).items():
+            connection.set_listener(name, listener)
+        made.append(connection)
+        return connection
+
+    yield make
+    for connection in made:
+        if connection.is_connected():
+            connection.disconnect()
+    # stomp.py's disconnect() without a receipt returns before its socket closes.
+    deadline = time.monotonic() + 5.0
+    while any(c.is_connected() for c in made) and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -1,0 +1,331 @@
+"""The same scenarios with stomp.py 9 and with stompws.compat, on every broker endpoint.
+
+Each test asserts what a stomp.py program can observe (return values, exceptions, listener
+callbacks and the frames they get), and expects the same from both implementations.
+Differences on purpose (bounded waits, on_disconnecting, listener errors) are tested in
+test_differences.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from .conftest import Factory
+from .support import (
+    PASSCODE,
+    Endpoint,
+    Implementation,
+    Recorder,
+    connect,
+    new_queue,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_connect_with_wait_and_disconnect(make_connection: Factory, endpoint: Endpoint) -> None:
+    recorder = Recorder()
+    connection = make_connection(listeners={"recorder": recorder})
+    assert not connection.is_connected()
+    connect(connection)
+    assert connection.is_connected()
+    # Both return from connect() once CONNECTED is read, maybe before on_connected ran.
+    (connected,) = recorder.wait_for("connected")
+    assert connected.cmd == "CONNECTED"
+    assert connected.headers["version"] == "1.2"
+    assert recorder.of("connecting") == [(endpoint.host, endpoint.port)]
+    connection.disconnect()
+    recorder.wait_for("disconnected")
+    wait_for(lambda: not connection.is_connected(), "disconnected")
+    assert recorder.names()[:2] == ["connecting", "connected"]
+    assert recorder.names().count("disconnected") == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["hello", "héllo wörld ✓ 日本語", "line one\nline two", ""],
+    ids=["ascii", "unicode", "multiline", "empty"],
+)
+def test_send_and_receive_text(make_connection: Factory, body: str) -> None:
+    queue = new_queue()
+    recorder = Recorder()
+    connection = connect(make_connection(listeners={"recorder": recorder}))
+    connection.subscribe(queue, id="s1")
+    connection.send(queue, body, content_type="text/plain", headers={"x-first": "1"}, x_kw="2")
+    connection.send(queue, "end")
+    frames = recorder.wait_for_body("end")
+    assert [frame.body for frame in frames] == [body, "end"]
+    first = frames[0]
+    assert first.cmd == "MESSAGE"
+    assert isinstance(first.body, str)
+    assert first.headers["destination"] == queue
+    assert first.headers["subscription"] == "s1"
+    assert first.headers["x-first"] == "1"
+    assert first.headers["x_kw"] == "2"
+    assert first.headers["content-type"].startswith("text/plain")
+    assert "message-id" in first.headers
+
+
+def test_bytes_without_auto_decode(make_connection: Factory) -> None:
+    queue = new_queue()
+    recorder = Recorder()
+    connection = connect(make_connection(listeners={"recorder": recorder}, auto_decode=False))
+    connection.subscribe(queue, id="s1")
+    payload = "grüße".encode()
+    connection.send(queue, payload)
+    connection.send(queue, b"end")
+    frames = recorder.wait_for_body(b"end")
+    assert [frame.body for frame in frames] == [payload, b"end"]
+
+
+def test_header_values_with_special_characters(make_connection: Factory) -> None:
+    queue = new_queue()
+    recorder = Recorder()
+    connection = connect(make_connection(listeners={"recorder": recorder}))
+    connection.subscribe(queue, id="s1")
+    value = "a:b\\c ünï"
+    connection.send(queue, "x", headers={"x-odd": value})
+    (frame,) = recorder.wait_for("message")
+    assert frame.headers["x-odd"] == value
+
+
+def _ack_args(frame: Any, version: str) -> tuple[str, ...]:
+    if version == "1.2":
+        return (frame.headers["ack"],)
+    return (frame.headers["message-id"], frame.headers["subscription"])
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_client_individual_ack_and_nack(
+    make_connection: Factory, endpoint: Endpoint, version: str
+) -> None:
+    if endpoint.websocket and version != "1.2":
+        pytest.skip("WSConnection speaks STOMP 1.2 only, in both implementations")
+    queue = new_queue()
+    recorder = Recorder()
+    connection = connect(make_connection(version=version, listeners={"recorder": recorder}))
+    connection.subscribe(queue, id="s1", ack="client-individual")
+    connection.send(queue, "keep")
+    connection.send(queue, "reject")
+    first, second = recorder.wait_for("message", 2)
+    assert [first.body, second.body] == ["keep", "reject"]
+    connection.ack(*_ack_args(first, version))
+    connection.nack(*_ack_args(second, version))
+    if endpoint.rabbitmq:
+        # RabbitMQ redelivers a NACKed message at once, flagged as redelivered.
+        again = recorder.wait_for("message", 3)[2]
+        assert again.body == "reject"
+        assert again.headers.get("redelivered") == "true"
+        connection.ack(*_ack_args(again, version))
+    connection.disconnect()
+    wait_for(lambda: not connection.is_connected(), "disconnected")
+
+    # A second consumer gets neither message: one was acknowledged, the other acknowledged
+    # after its redelivery (RabbitMQ) or moved to the dead-letter queue (ActiveMQ).
+    later = Recorder()
+    other = connect(make_connection(version=version, listeners={"later": later}))
+    other.subscribe(queue, id="s2", ack="auto")
+    other.send(queue, "sentinel")
+    assert [frame.body for frame in later.wait_for_body("sentinel")] == ["sentinel"]
+
+
+def test_client_ack_mode_unacked_message_is_redelivered(make_connection: Factory) -> None:
+    queue = new_queue()
+    first = Recorder()
+    connection = connect(make_connection(listeners={"first": first}))
+    connection.subscribe(queue, id="s1", ack="client")
+    connection.send(queue, "unacked")
+    first.wait_for("message")
+    connection.disconnect()
+    wait_for(lambda: not connection.is_connected(), "disconnected")
+    second = Recorder()
+    other = connect(make_connection(listeners={"second": second}))
+    other.subscribe(queue, id="s2")
+    (frame,) = second.wait_for("message")
+    assert frame.body == "unacked"
+
+
+def test_transactions_commit_and_abort(make_connection: Factory) -> None:
+    queue = new_queue()
+    recorder = Recorder()
+    connection = connect(make_connection(listeners={"recorder": recorder}))
+    connection.subscribe(queue, id="s1")
+    committed = connection.begin()
+    assert isinstance(committed, str) and committed
+    connection.send(queue, "committed", transaction=committed)
+    connection.commit(committed)
+    aborted = connection.begin("tx-" + uuid.uuid4().hex)
+    assert aborted.startswith("tx-")
+    connection.send(queue, "aborted", transaction=aborted)
+    connection.abort(aborted)
+    connection.send(queue, "end")
+    assert [frame.body for frame in recorder.wait_for_body("end")] == ["committed", "end"]
+
+
+def test_receipts_reach_the_listeners_under_the_callers_ids(make_connection: Factory) -> None:
+    queue = new_queue()
+    recorder = Recorder()
+    connection = connect(make_connection(listeners={"recorder": recorder}))
+    connection.subscribe(queue, id="s1", ack="client-individual", receipt="r-subscribe")
+    recorder.wait_for("receipt")
+    connection.send(queue, "hello", receipt="r-send")
+    (message,) = recorder.wait_for("message")
+    connection.ack(message.headers["ack"], receipt="r-ack")
+    tx = connection.begin()
+    connection.send(queue, "in-tx", transaction=tx)
+    connection.commit(tx, receipt="r-commit")
+    receipts = recorder.wait_for("receipt", 4)
+    assert sorted(receipts) == ["r-ack", "r-commit", "r-send", "r-subscribe"]
+
+
+def test_waiting_listener_sees_the_disconnect_receipt(
+    make_connection: Factory, impl: Implementation
+) -> None:
+    waiting = impl.module.WaitingListener("bye")
+    recorder = Recorder()
+    connection = connect(make_connection(listeners={"recorder": recorder, "waiting": waiting}))
+    connection.send(new_queue(), "x", receipt="before-bye")
+    recorder.wait_for("receipt")
+    connection.disconnect(receipt="bye")
+    wait_for(lambda: waiting.disconnected, "on_disconnected")
+    # RabbitMQ over WebSocket closes without the RECEIPT for DISCONNECT, for both.
+    assert waiting.received or "bye" not in recorder.of("receipt")
+
+
+def test_listener_callbacks_in_order(make_connection: Factory) -> None:
+    queue = new_queue()
+    shared: list[tuple[str, str]] = []
+    # Named so that the order of names differs from the order they were set in: both
+    # implementations call listeners in the order of their names.
+    second = Recorder(shared, "b-second")
+    first = Recorder(shared, "a-first")
+    connection = make_connection(listeners={"b-second": second, "a-first": first})
+    connect(connection)
+    connection.subscribe(queue, id="s1")
+    connection.send(queue, "one")
+    first.wait_for("message")
+    second.wait_for("message")
+    connection.disconnect()
+    first.wait_for("disconnected")
+    second.wait_for("disconnected")
+    lifecycle = ("connecting", "connected", "message", "disconnected")
+    assert [event for event in first.names() if event in lifecycle] == list(lifecycle)
+    assert [item for item in shared if item[1] == "connected"] == [
+        ("a-first", "connected"),
+        ("b-second", "connected"),
+    ]
+    assert [item for item in shared if item[1] == "message"] == [
+        ("a-first", "message"),
+        ("b-second", "message"),
+    ]
+
+
+def test_get_and_remove_listener(make_connection: Factory) -> None:
+    queue = new_queue()
+    kept, removed = Recorder(), Recorder()
+    connection = connect(make_connection(listeners={"kept": kept, "removed": removed}))
+    assert connection.get_listener("kept") is kept
+    assert connection.get_listener("missing") is None
+    connection.remove_listener("removed")
+    connection.subscribe(queue, id="s1")
+    connection.send(queue, "after")
+    kept.wait_for("message")
+    assert removed.of("message") == []
+
+
+def test_stats_and_test_listener(make_connection: Factory, impl: Implementation) -> None:
+    queue = new_queue()
+    stats = impl.module.StatsListener()
+    tester = impl.test_listener(print_to_log=True)
+    connection = connect(make_connection(listeners={"stats": stats, "tester": tester}))
+    connection.subscribe(queue, id="s1")
+    connection.send(queue, "one", headers={"n": "1"})
+    tester.wait_for_message()
+    headers, body = tester.get_latest_message()
+    assert (headers["n"], body) == ("1", "one")
+    assert (stats.connections, stats.messages, stats.errors) == (1, 1, 0)
+    assert stats.messages_sent >= 3  # CONNECT, SUBSCRIBE, SEND
+    assert "Messages received: 1" in str(stats)
+
+
+def test_unsubscribe_stops_delivery(make_connection: Factory) -> None:
+    queue, other = new_queue(), new_queue()
+    recorder = Recorder()
+    connection = connect(make_connection(listeners={"recorder": recorder}))
+    connection.subscribe(queue, id="s1")
+    connection.subscribe(other, id="s2")
+    connection.unsubscribe("s1")
+    connection.send(queue, "not for us")
+    connection.send(other, "end")
+    assert [frame.body for frame in recorder.wait_for_body("end")] == ["end"]
+
+
+def test_send_after_disconnect_raises_not_connected(
+    make_connection: Factory, impl: Implementation
+) -> None:
+    connection = connect(make_connection())
+    connection.disconnect()
+    wait_for(lambda: not connection.is_connected(), "disconnected")
+    with pytest.raises(impl.not_connected):
+        connection.send(new_queue(), "too late")
+
+
+def test_wrong_passcode_fails_connect_with_wait(
+    make_connection: Factory, impl: Implementation
+) -> None:
+    recorder = Recorder()
+    connection = make_connection(listeners={"recorder": recorder})
+    with pytest.raises(impl.connect_failed):
+        connection.connect("guest", PASSCODE + "-wrong", wait=True)
+    assert recorder.wait_for("error")
+    assert not connection.is_connected()
+
+
+def test_wrong_passcode_without_wait_reaches_on_error(make_connection: Factory) -> None:
+    recorder = Recorder()
+    connection = make_connection(listeners={"recorder": recorder})
+    connection.connect("guest", PASSCODE + "-wrong", wait=False)
+    (error,) = recorder.wait_for("error")
+    assert error.cmd == "ERROR"
+    assert "connected" not in recorder.names()
+    assert not connection.is_connected()
+
+
+def test_heartbeats_are_negotiated_and_arrive(make_connection: Factory) -> None:
+    recorder = Recorder()
+    connection = connect(make_connection(listeners={"recorder": recorder}, heartbeats=(500, 500)))
+    (connected,) = recorder.wait_for("connected")
+    broker_sends = int(connected.headers["heart-beat"].split(",")[0])
+    assert broker_sends > 0
+    recorder.wait_for("heartbeat", timeout=max(broker_sends / 1000 * 3, 3.0))
+    assert connection.is_connected()
+
+
+def test_subscribe_inside_on_connected(make_connection: Factory) -> None:
+    # A common stomp.py pattern: the listener subscribes as soon as CONNECTED arrives.
+    queue = new_queue()
+    recorder = Recorder()
+    failures: list[BaseException] = []
+
+    class Subscriber:
+        connection: Any = None
+
+        def on_connected(self, frame: Any) -> None:
+            try:
+                self.connection.subscribe(queue, id="s1")
+                self.connection.send(queue, "from on_connected")
+            except BaseException as error:
+                failures.append(error)
+                raise
+
+    subscriber = Subscriber()
+    connection = make_connection(listeners={"a-subscriber": subscriber, "b-recorder": recorder})
+    subscriber.connection = connection
+    connect(connection)
+    (frame,) = recorder.wait_for("message")
+    assert frame.body == "from on_connected"
+    assert failures == []
