@@ -4,9 +4,16 @@ The reader thread owns the socket: it reads, feeds the session, hands the events
 client (which calls the listeners, on this thread, with no lock held), and when the
 connection ends for any reason it closes the socket and reports the end exactly once.
 
-One lock guards the session and the writes together, so that a frame is built, registered
-(receipt, subscription, transaction) and written as one step: frames from concurrent
-threads never interleave, and the wire order matches the session's view of it.
+One lock (``lock``) guards the session: a frame is built, registered (receipt, subscription,
+transaction) and put in the write queue as one step, so the queue's order is the session's
+view of it. The sending thread then writes the queue under a second lock (``_write_lock``)
+and returns once its own frame is on the wire, or raises ``ConnectionClosed``; frames never
+interleave, and the wire order is the queue's. The socket write happens outside ``lock`` on
+purpose: a broker that stops reading from us while its own writes to us are blocked
+(RabbitMQ does, under flow control) would otherwise stop our reader too, which needs
+``lock`` for every frame it receives: both sides would wait until the write timeout. A
+writer also writes the frames that other threads queued before it, in order. (Writing
+those in one socket write was measured and not kept: no gain, see benchmarks/RESULTS.md.)
 
 Heart-beats: the heart-beat thread sends an EOL when nothing was written for the negotiated
 interval and declares the broker dead after the tolerated silence. The reader calls user
@@ -22,6 +29,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -66,6 +74,13 @@ class Connection:
         )
         self.heartbeat_thread: threading.Thread | None = None
         self.acker: object = None  # set by the client: what frame.ack() calls
+        # The write queue (module docstring). Appended to under ``lock``, emptied under
+        # ``_write_lock``; a frame's ticket is its number in the order of queueing.
+        self._write_lock = threading.Lock()
+        self._queue: deque[bytes] = deque()
+        self._queued = 0  # tickets handed out (under lock)
+        self._written = 0  # frames written so far (under _write_lock)
+        self._write_failed: ConnectionClosed | None = None  # under _write_lock
 
     def __repr__(self) -> str:
         return f"<Connection {self.number} {self.transport.endpoint.url}>"
@@ -80,25 +95,50 @@ class Connection:
     # -- writing ---------------------------------------------------------------------------
 
     def perform(self, build: Callable[[ClientProtocol], Outgoing]) -> Outgoing:
-        """Build a frame with the session and write it, as one step under the lock.
+        """Build a frame with the session and queue it, as one step under ``lock``; then
+        write it (module docstring) and return once it is on the wire.
 
         ``build`` may raise (``UsageError``, ``NotConnected``): then nothing is written.
         A failed write ends the connection and raises ``ConnectionClosed``.
         """
         with self.lock:
             outgoing = build(self.protocol)
-            self._write(outgoing.data)
+            ticket = self._enqueue(outgoing.data)
+        self._flush(ticket)
         return outgoing
 
-    def _write(self, data: bytes) -> None:
+    def _enqueue(self, data: bytes) -> int:
+        """Queue ``data`` (under ``lock``); its ticket for ``_flush``."""
         if self.ended.is_set():
             raise ConnectionClosed("the connection has ended")
+        self._queue.append(data)
+        self._queued += 1
+        # Counted as sent now: it goes out before this thread returns, or the connection
+        # ends; either way no heart-beat is needed in between.
+        self.protocol.note_sent(time.monotonic())
+        return self._queued
+
+    def _flush(self, ticket: int) -> None:
+        """Return once the frame with ``ticket`` is written, by this thread or another."""
+        with self._write_lock:
+            if self._written < ticket:
+                self._write_queued()
+
+    def _write_queued(self) -> None:
+        """Write every queued frame, in order (under ``_write_lock``)."""
+        if self._write_failed is not None:
+            raise ConnectionClosed(str(self._write_failed)) from self._write_failed
+        queue, send = self._queue, self.transport.send
         try:
-            self.transport.send(data)
+            # Only what is queued now (this thread's frame is): a writer that also took
+            # frames queued while it writes could be kept writing for others for ever.
+            for _ in range(len(queue)):
+                send(queue.popleft())  # popleft is atomic; appends only add behind
+                self._written += 1
         except ConnectionClosed as error:
+            self._write_failed = error
             self.abort(error)
             raise
-        self.protocol.note_sent(time.monotonic())
 
     def abort(self, reason: BaseException | None = None) -> None:
         """End the connection from any thread; the reader wakes, closes and reports ``reason``."""
@@ -116,7 +156,11 @@ class Connection:
     def end_gracefully(self) -> None:
         """Ask the broker to close (after DISCONNECT): a WebSocket close, a TCP half-close."""
         self.ending_requested = True
-        with self.lock:
+        with self._write_lock:
+            try:
+                self._write_queued()  # what was queued before goes out before the close
+            except ConnectionClosed:
+                return  # the reader reports the end
             self.transport.close_gracefully()
 
     # -- the reader ------------------------------------------------------------------------
@@ -156,7 +200,7 @@ class Connection:
             reason = self._end_reason
         if self.ending_requested and not isinstance(reason, ProtocolError):
             reason = None
-        with self.lock:
+        with self.lock, self._write_lock:  # never close the socket under a writer
             lost = self.protocol.connection_lost()
             try:
                 self.transport.close()
@@ -185,14 +229,17 @@ class Connection:
         try:
             while not self.ended.is_set():
                 now = time.monotonic()
+                ticket = 0
                 with self.lock:
                     if protocol.heartbeat_due(now):
-                        self._write(HEARTBEAT_BYTES)
+                        ticket = self._enqueue(HEARTBEAT_BYTES)
                     beat_at = protocol.next_heartbeat_at()
                     deadline = protocol.silence_deadline()
                     if deadline is not None and now > deadline and self._alive_but_busy():
                         protocol.last_received = now
                         deadline = protocol.silence_deadline()
+                if ticket:
+                    self._flush(ticket)
                 if deadline is not None and now > deadline:
                     self._declare_dead(now - protocol.last_received)
                     return

@@ -18,9 +18,8 @@ Strategy, chosen so that cost stays linear in the input and small frames stay ch
   as they can be crossed, before more is buffered: a content-length above the limit fails at
   once, a body without content-length fails when the bytes held pass the limit.
 
-Errors are ``ProtocolError`` only. Frames completed before a malformed one in the same
-``feed`` are not lost: they are in the exception's ``frames`` attribute. After an error the
-parser stays broken and raises the same error again.
+Errors are ``ProtocolError`` only. Frames completed before a malformed one in the same ``feed``
+are kept in the exception's ``frames``. After an error the parser stays broken.
 """
 
 from __future__ import annotations
@@ -110,7 +109,9 @@ class FrameParser:
         self._stream_offset = 0  # bytes of the stream before _buffer[0], for error positions
         self._wait = _WAIT_NOTHING
         self._wait_at = 0  # _WAIT_BYTES: length needed; _WAIT_HEADER_LINE: search from
-        self._header_lines: list[bytes] = []  # completed lines of an incomplete header block
+        # Completed lines of an incomplete header block as (start, end) from the frame's
+        # start: offsets, not copies, so a block that never ends is held once.
+        self._header_lines: list[tuple[int, int]] = []
         self._header_resume = 0  # where, from the frame's start, the next header line starts
         # A frame waiting for its body: the chunks held (the first starts with the frame),
         # how many bytes they hold, how many the frame needs (0: up to a NUL) and its head.
@@ -473,23 +474,22 @@ class FrameParser:
                 self._wait, self._wait_at = _WAIT_HEADER_LINE, line_start - pos
                 self._header_resume = line_start - pos
                 raise _Incomplete
-            line = bytes(buf[line_start:newline])
-            if line.endswith(b"\r"):
-                line = line[:-1]
+            end = newline - 1 if newline > line_start and buf[newline - 1] == 13 else newline
+            length = end - line_start
             line_start = newline + 1
-            if not line:
+            if not length:
                 self._header_lines = []
-                raw = b"\n".join(lines)
+                raw = b"\n".join([bytes(buf[pos + a : pos + b]) for a, b in lines])
                 try:
                     return raw.decode(), line_start
                 except UnicodeDecodeError as error:
                     raise self._not_utf8(error, pos) from None
-            if len(line) > max_line:
+            if length > max_line:
                 raise self._error(
-                    f"header line of {len(line)} bytes is over max_header_line={max_line}",
-                    newline - len(line),
+                    f"header line of {length} bytes is over max_header_line={max_line}",
+                    end - length,
                 )
-            lines.append(line)
+            lines.append((end - length - pos, end - pos))
             if line_start - pos > self.max_frame_size:
                 raise self._error(
                     f"header block is over max_frame_size={self.max_frame_size} bytes", pos

@@ -73,10 +73,16 @@ class Endpoint:
 
     @property
     def url(self) -> str:
-        """The URL without credentials: safe to log and show."""
+        """The URL without credentials or query (which may hold an API key): safe to log."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        path = self.path if self.websocket else ""
+        path = self.path.partition("?")[0] if self.websocket else ""
         return f"{self.scheme}://{host}:{self.port}{path}"
+
+    @property
+    def request_url(self) -> str:
+        """The URL the WebSocket handshake asks for: the path with its query, no credentials."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.path}"
 
 
 # Query options that configure the STOMP session rather than the WebSocket request, by the

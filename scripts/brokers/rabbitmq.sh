@@ -3,8 +3,10 @@
 #
 # Usage: scripts/brokers/rabbitmq.sh {start|stop|restart|status}
 #   start    start detached and wait until STOMP (127.0.0.1:61623) answers
-#            CONNECTED and Web-STOMP (ws://127.0.0.1:15674/ws) answers 101;
-#            a no-op when it already answers
+#            CONNECTED, Web-STOMP (ws://127.0.0.1:15674/ws) answers 101 and
+#            Web-STOMP over TLS (wss://127.0.0.1:15673/ws) accepts connections;
+#            a no-op when it already answers (a node started before the TLS
+#            listener existed keeps running without it: "restart" adds it)
 #   stop     stop the node (data is kept) and wait until its ports are closed
 #   restart  stop + start, keeping the data (queues, users) in place
 #   status   exit 0 iff both STOMP and Web-STOMP answer
@@ -13,6 +15,9 @@
 # Environment: STOMPWS_BROKER_DIR (default <repo>/.brokers; state goes in its
 #   rabbitmq/ subdir), STOMPWS_BROKER_TIMEOUT (start wait, default 60 s).
 # Login: guest/guest (RabbitMQ's default user; allowed from loopback only).
+# TLS: the Web-STOMP TLS listener uses the test CA and server certificate that
+#   scripts/brokers/tls.sh makes in <state dir>/tls (clients trust tls/ca.pem);
+#   they are made on start when missing, so a fresh clone needs no extra step.
 #
 # Why it is done this way:
 # - The /usr/sbin/rabbitmq-* wrappers cd to /var/lib/rabbitmq and su to the
@@ -42,6 +47,8 @@ AMQP_PORT=5672
 STOMP_PORT=61623
 WS_PORT=15674
 WS_PATH=/ws
+WSS_PORT=15673
+TLS_DIR="$BROKERS_STATE_DIR/tls"
 DIST_PORT=25672
 EPMD_PORT=4369
 NODENAME="stompws@localhost"
@@ -79,6 +86,7 @@ setup_env() {
 
 write_config() {
     mkdir -p "$DIR" "$LOG_DIR" "$RABBITMQ_MNESIA_BASE"
+    "$BROKERS_SCRIPTS_DIR/tls.sh" ensure >/dev/null
     : >"$RABBITMQ_CONF_ENV_FILE"
     echo '[].' >"$RABBITMQ_ADVANCED_CONFIG_FILE"
     echo '[rabbitmq_stomp,rabbitmq_web_stomp].' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
@@ -89,6 +97,12 @@ stomp.listeners.tcp.1 = 127.0.0.1:$STOMP_PORT
 web_stomp.tcp.ip = 127.0.0.1
 web_stomp.tcp.port = $WS_PORT
 web_stomp.ws_path = $WS_PATH
+# Web-STOMP over TLS (wss://127.0.0.1:$WSS_PORT$WS_PATH), certificates from tls.sh.
+web_stomp.ssl.ip = 127.0.0.1
+web_stomp.ssl.port = $WSS_PORT
+web_stomp.ssl.cacertfile = $TLS_DIR/ca.pem
+web_stomp.ssl.certfile = $TLS_DIR/server.pem
+web_stomp.ssl.keyfile = $TLS_DIR/server.key
 # guest/guest may log in, from loopback only (the default).
 loopback_users.guest = true
 log.file.level = info
@@ -124,12 +138,14 @@ do_start() {
     t0="$(now)"
     if ready; then
         log "already running and answering (STOMP 127.0.0.1:$STOMP_PORT, Web-STOMP ws://127.0.0.1:$WS_PORT$WS_PATH)"
+        port_open "$WSS_PORT" \
+            || log "note: no Web-STOMP TLS listener on 127.0.0.1:$WSS_PORT (node started with an older config); '$0 restart' adds it"
         return 0
     fi
     if [ -n "$(node_pids)" ]; then
         log "node is running but not answering yet; waiting for it"
     else
-        require_ports_free "$AMQP_PORT" "$STOMP_PORT" "$WS_PORT" "$DIST_PORT"
+        require_ports_free "$AMQP_PORT" "$STOMP_PORT" "$WS_PORT" "$WSS_PORT" "$DIST_PORT"
         write_config
         echo "===== $(date -Is) start" >>"$STARTUP_LOG"
         (
@@ -143,13 +159,24 @@ do_start() {
     if "$PYTHON" "$BROKERS_SCRIPTS_DIR/wait_ready.py" stomp 127.0.0.1 "$STOMP_PORT" \
             --login guest --passcode guest --timeout "$START_TIMEOUT" --quiet ${pid:+--pid "$pid"} \
         && "$PYTHON" "$BROKERS_SCRIPTS_DIR/wait_ready.py" ws 127.0.0.1 "$WS_PORT" "$WS_PATH" \
-            --timeout 20 --quiet ${pid:+--pid "$pid"}; then
-        log "ready in $(since "$t0") s: STOMP 127.0.0.1:$STOMP_PORT, Web-STOMP ws://127.0.0.1:$WS_PORT$WS_PATH, AMQP 127.0.0.1:$AMQP_PORT (guest/guest)"
+            --timeout 20 --quiet ${pid:+--pid "$pid"} \
+        && wait_port_open 20 "$WSS_PORT"; then
+        log "ready in $(since "$t0") s: STOMP 127.0.0.1:$STOMP_PORT, Web-STOMP ws://127.0.0.1:$WS_PORT$WS_PATH and wss://127.0.0.1:$WSS_PORT$WS_PATH (CA $TLS_DIR/ca.pem), AMQP 127.0.0.1:$AMQP_PORT (guest/guest)"
         return 0
     fi
     start_failed "${pid:-}"
     show_log_tail "$STARTUP_LOG" "$NODE_LOG"
     return 1
+}
+
+# Wait until 127.0.0.1:$2 accepts connections (the TLS listener opens with the
+# plain Web-STOMP one, but it is checked on its own); false after $1 seconds.
+wait_port_open() {
+    local deadline=$((SECONDS + $1))
+    until port_open "$2"; do
+        [ "$SECONDS" -ge "$deadline" ] && { echo "$BROKER_NAME.sh: nothing listens on 127.0.0.1:$2 (Web-STOMP TLS)" >&2; return 1; }
+        sleep 0.2
+    done
 }
 
 stop_epmd_if_unused() {
@@ -194,7 +221,7 @@ do_stop() {
         kill -KILL $pids 2>/dev/null || true
         sleep 1
     fi
-    wait_ports_closed 30 "$AMQP_PORT" "$STOMP_PORT" "$WS_PORT" "$DIST_PORT" \
+    wait_ports_closed 30 "$AMQP_PORT" "$STOMP_PORT" "$WS_PORT" "$WSS_PORT" "$DIST_PORT" \
         || die "ports still open after stop"
     stop_epmd_if_unused
     rm -f "$RABBITMQ_PID_FILE"
@@ -203,7 +230,11 @@ do_stop() {
 
 do_status() {
     if ready; then
-        log "running: STOMP 127.0.0.1:$STOMP_PORT, Web-STOMP ws://127.0.0.1:$WS_PORT$WS_PATH"
+        if port_open "$WSS_PORT"; then
+            log "running: STOMP 127.0.0.1:$STOMP_PORT, Web-STOMP ws://127.0.0.1:$WS_PORT$WS_PATH and wss://127.0.0.1:$WSS_PORT$WS_PATH"
+        else
+            log "running: STOMP 127.0.0.1:$STOMP_PORT, Web-STOMP ws://127.0.0.1:$WS_PORT$WS_PATH (no TLS listener on $WSS_PORT: restart to add it)"
+        fi
         return 0
     fi
     if [ -n "$(node_pids)" ]; then

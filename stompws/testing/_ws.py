@@ -40,6 +40,23 @@ __all__ = ["SUBPROTOCOLS", "WsListener", "WsTransport"]
 
 logger = logging.getLogger("stompws.testing")
 
+
+class _NoWireDumps(logging.Filter):
+    """Drops websockets' DEBUG dumps of the handshake and of every frame ("< ...", "> ..."):
+    they hold clients' Authorization headers and CONNECT passcodes, which must not reach a
+    log under the ``stompws`` name. Its other records (errors, closes) pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno <= logging.DEBUG
+            and isinstance(record.msg, str)
+            and record.msg.startswith(("<", ">"))
+        )
+
+
+_wire_logger = logging.getLogger("stompws.testing.websockets")
+_wire_logger.addFilter(_NoWireDumps())
+
 SUBPROTOCOLS: Final = {"1.2": "v12.stomp", "1.1": "v11.stomp", "1.0": "v10.stomp"}
 
 
@@ -126,7 +143,7 @@ class WsListener:
             close_timeout=hub.settings.close_timeout,
             max_size=max_message,
             server_header=hub.settings.server,
-            logger=logging.getLogger("stompws.testing.websockets"),
+            logger=_wire_logger,
         )
         self.port: int = self._server.socket.getsockname()[1]
         self.thread = threading.Thread(

@@ -103,7 +103,8 @@ def test_other_query_parameters_stay_untouched() -> None:
     url = "wss://user:pa%40ss@h:443/stomp?api_key=a%2Bb%3D&heartbeat=5000&x=1&x=2&flag&vhost=v"
     endpoint = parse_url(url)
     assert endpoint.path == "/stomp?api_key=a%2Bb%3D&x=1&x=2&flag"
-    assert endpoint.url == "wss://h:443/stomp?api_key=a%2Bb%3D&x=1&x=2&flag"
+    assert endpoint.request_url == "wss://h:443/stomp?api_key=a%2Bb%3D&x=1&x=2&flag"
+    assert endpoint.url == "wss://h:443/stomp"  # shown and logged: no API key
     assert (endpoint.heartbeats, endpoint.vhost) == ((5000, 5000), "v")
     assert (endpoint.login, endpoint.passcode) == ("user", "pa@ss")
     assert "pa@ss" not in repr(endpoint)
@@ -157,7 +158,7 @@ def test_url_options_configure_the_client() -> None:
     assert client._heartbeats == (2500, 2500)
     assert client._host == "/"
     assert client._versions == ("1.1", "1.2")
-    assert client.url == "ws://h:1/ws?key=k"
+    assert client.url == "ws://h:1/ws"  # the key goes to the server, never into logs
 
 
 def test_explicit_arguments_win_over_url_options() -> None:

@@ -1,0 +1,72 @@
+"""The short fuzz run of the test suite (the long one: ``make fuzz``, see harness.py).
+
+Every seed, cut every way that matters; a few thousand generated and mutated inputs through
+the parser and the client's receive path; and a few dozen through a whole ``Client`` over
+TCP, to check that a hostile stream ends the connection cleanly (a ``ProtocolError`` or a
+normal end, no thread left, no hang).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+
+import pytest
+
+import stompws
+
+from ..fakes import Peer, fake_broker
+from .harness import CRASHES_DIR, SEEDS, Tally, check, make_fuzz_test, mutate
+
+WAIT = 5.0
+
+
+@pytest.mark.parametrize("index", range(len(SEEDS)))
+def test_seed(index: int) -> None:
+    data = SEEDS[index]
+    cut_ways = [[], list(range(len(data))), [1], [len(data) // 2], [len(data) - 1]]
+    for cuts in cut_ways:
+        for pick in range(16):
+            check(data, cuts, pick)
+
+
+def test_saved_crashes_stay_fixed() -> None:
+    for path in sorted(CRASHES_DIR.glob("*.stomp")) if CRASHES_DIR.exists() else []:
+        for pick in range(16):
+            check(path.read_bytes(), [], pick)
+
+
+def test_short_fuzz() -> None:
+    tally = Tally()
+    make_fuzz_test(tally, examples=800, mutants=16)()
+    assert tally.inputs >= 800 * 17
+
+
+def test_hostile_streams_through_a_client() -> None:
+    rng = random.Random(8)
+    streams = [*SEEDS, *(mutate(rng.choice(SEEDS), rng) for _ in range(40))]
+    for stream in streams:
+
+        def script(peer: Peer, stream: bytes = stream) -> None:
+            peer.frame()  # CONNECT
+            try:
+                peer.sock.sendall(stream)
+                peer.sock.shutdown(socket.SHUT_WR)
+                while peer.sock.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+        with fake_broker(script) as broker:
+            client = stompws.Client(broker.url, heartbeats=(0, 0), connect_timeout=WAIT)
+            waiter = stompws.WaitingListener()
+            client.add_listener(waiter)
+            try:
+                client.connect()
+            except stompws.StompError:
+                pass  # no CONNECTED, an ERROR, or a malformed one: all fine, if clean
+            else:
+                reason = waiter.wait_for_disconnect(WAIT)
+                assert isinstance(reason, stompws.StompError), reason  # never a bare crash
+            client.disconnect(timeout=1.0)
+            assert not client.is_connected
