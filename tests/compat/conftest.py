@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,24 +32,6 @@ def _probe(endpoint: Endpoint) -> str | None:
                 f"({error}); start the brokers with scripts/brokers/up.sh"
             )
     return _problems[endpoint.name]
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    """The client's threads must not outlive a test. The embedded broker of
-    test_differences.py ends its own (``stompws-testbroker-*``) when it stops, after the
-    module: they are not counted here. stomp.py's threads are not named ``stompws-``."""
-    before = {t.ident for t in threading.enumerate()}
-    yield
-    leaked = [
-        t.name
-        for t in threading.enumerate()
-        if t.name.startswith("stompws-")
-        and not t.name.startswith("stompws-testbroker-")
-        and t.ident not in before
-        and t.is_alive()
-    ]
-    assert not leaked, f"threads outlived the test: {leaked}"
 
 
 @pytest.fixture(params=list(IMPLEMENTATIONS))

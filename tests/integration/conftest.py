@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -60,24 +59,6 @@ def embedded_broker() -> Iterator[EmbeddedBroker]:
         port=EMBEDDED_WS_PORT, tcp_port=EMBEDDED_TCP_PORT, users={LOGIN: PASSCODE}
     ) as broker:
         yield broker
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    """The client's threads must not outlive a test. The session's embedded broker keeps
-    its own (``stompws-testbroker-*``) until the session ends, and its ``stop()`` joins them:
-    they are not counted here."""
-    before = {t.ident for t in threading.enumerate()}
-    yield
-    leaked = [
-        t.name
-        for t in threading.enumerate()
-        if t.name.startswith("stompws-")
-        and not t.name.startswith("stompws-testbroker-")
-        and t.ident not in before
-        and t.is_alive()
-    ]
-    assert not leaked, f"threads outlived the test: {leaked}"
 
 
 @pytest.fixture(scope="package")

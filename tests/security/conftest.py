@@ -14,7 +14,6 @@ import importlib.util
 import os
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -83,23 +82,6 @@ def tls_front(broker: Broker) -> Iterator[TlsFront]:
             return f"stomp+ssl://127.0.0.1:{tcp.port}", f"wss://127.0.0.1:{ws.port}/ws"
 
         yield front
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    """The client's threads must not outlive a test; the session's embedded broker keeps its
-    own (``stompws-testbroker-*``) until the session ends and joins them then."""
-    before = {t.ident for t in threading.enumerate()}
-    yield
-    leaked = [
-        t.name
-        for t in threading.enumerate()
-        if t.name.startswith("stompws-")
-        and not t.name.startswith("stompws-testbroker-")
-        and t.ident not in before
-        and t.is_alive()
-    ]
-    assert not leaked, f"threads outlived the test: {leaked}"
 
 
 def require_port(host: str, port: int, what: str) -> None:
