@@ -406,6 +406,27 @@ def readable_now(sock: socket.socket | None) -> bool:
     return bool(readable)
 
 
+class _Abortable(Protocol):
+    endpoint: Endpoint
+    _aborted: bool
+
+
+def receive(sock: socket.socket, transport: _Abortable, on_eof: str) -> bytes:
+    """What one ``recv`` gives; the end of the connection as ``ConnectionClosed`` saying why
+    (``on_eof`` for an orderly close by the peer)."""
+    try:
+        data = sock.recv(_READ_SIZE)
+    except OSError as error:
+        if transport._aborted:
+            raise ConnectionClosed("connection aborted") from None
+        raise ConnectionClosed(f"connection to {transport.endpoint.url} lost: {error}") from error
+    if not data:
+        if transport._aborted:
+            raise ConnectionClosed("connection aborted")
+        raise ConnectionClosed(on_eof)
+    return data
+
+
 class TcpTransport:
     """STOMP straight over a TCP (or TLS) socket: stomp:// and stomp+ssl://."""
 
@@ -436,17 +457,7 @@ class TcpTransport:
             raise ConnectionClosed(f"write to {self.endpoint.url} failed: {error}") from error
 
     def recv(self) -> bytes:
-        try:
-            data = self._sock.recv(_READ_SIZE)
-        except OSError as error:
-            if self._aborted:
-                raise ConnectionClosed("connection aborted") from None
-            raise ConnectionClosed(f"connection to {self.endpoint.url} lost: {error}") from error
-        if not data:
-            if self._aborted:
-                raise ConnectionClosed("connection aborted")
-            raise ConnectionClosed(f"{self.endpoint.url} closed the connection")
-        return data
+        return receive(self._sock, self, f"{self.endpoint.url} closed the connection")
 
     def readable_now(self) -> bool:
         return readable_now(self._sock)

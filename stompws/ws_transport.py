@@ -55,6 +55,7 @@ from .transport import (
     connect_socket,
     make_blocking,
     readable_now,
+    receive,
     shutdown,
 )
 
@@ -66,7 +67,6 @@ _CLOSE: Final = 0x8
 _PING: Final = 0x9
 _PONG: Final = 0xA
 _STATUS_NORMAL: Final = 1000
-_READ_SIZE: Final = 256 * 1024
 
 
 def subprotocols_for(versions: tuple[str, ...]) -> list[str]:
@@ -196,20 +196,12 @@ class WebSocketTransport:
             self._fill()
 
     def _fill(self) -> None:
-        try:
-            chunk = self._sock.recv(_READ_SIZE)
-        except OSError as error:
-            if self._aborted:
-                raise ConnectionClosed("connection aborted") from None
-            raise ConnectionClosed(f"connection to {self.endpoint.url} lost: {error}") from error
-        if not chunk:
-            if self._aborted:
-                raise ConnectionClosed("connection aborted")
-            raise ConnectionClosed(
-                f"connection to {self.endpoint.url} lost: the broker closed the TCP connection "
-                "without a WebSocket close"
-            )
-        self._buffer += chunk
+        self._buffer += receive(
+            self._sock,
+            self,
+            f"connection to {self.endpoint.url} lost: the broker closed the TCP connection "
+            "without a WebSocket close",
+        )
 
     def _take_payloads(self) -> bytes:
         """Parse the frames in the buffer: payloads out, control frames handled.
