@@ -208,6 +208,13 @@ class Collector:
             self._condition.notify_all()
 
     def wait_for(self, count: int, timeout: float = WAIT) -> list[stompws.Frame]:
+        try:
+            return self._wait_for(count, timeout)
+        except AssertionError as error:
+            # How many did come tells a slow broker from a lost or duplicated frame.
+            raise AssertionError(f"{error}: {len(self.frames)} arrived") from None
+
+    def _wait_for(self, count: int, timeout: float) -> list[stompws.Frame]:
         return wait_until(
             self._condition,
             lambda: list(self.frames) if len(self.frames) >= count else None,
