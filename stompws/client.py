@@ -9,12 +9,11 @@ held only to build and write a frame.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .connection import Connection
 from .errors import (
@@ -36,6 +35,9 @@ from .protocol import ClientProtocol, Outgoing
 from .reconnect import Reconnect
 from .sending import Sending
 from .transport import Endpoint, HandshakeGuard, open_transport, parse_url
+
+if TYPE_CHECKING:
+    import ssl  # only the type: sockets and TLS stay in the transports
 
 __all__ = ["Client", "ClientState"]
 
