@@ -156,29 +156,34 @@ def run_stompws(w: Workload, destination: str, start: Callable[[], None]) -> Tal
     try:
         for c in consumers:
             c.subscribe(destination, callback=on_message, receipt=True)
-        body = b"x" * w.size
-
-        def produce(c: stompws.Client, count: int) -> None:
-            wait = paced(w.rate, count)
-            send = c.send
-            try:
-                if latency:
-                    for n in range(count):
-                        wait(n)
-                        send(destination, body, headers={SENT_HEADER: str(time.perf_counter_ns())})
-                else:
-                    for _ in range(count):
-                        send(destination, body)
-            except Exception as error:
-                tally.fail(f"send failed: {error!r}")
-
         start()
-        run_threads(produce, producers, w.count)
+        run_threads(
+            lambda c, count: produce(c.send, w, destination, count, tally), producers, w.count
+        )
         tally.wait()
         return tally
     finally:
         for c in {id(c): c for c in consumers + producers}.values():
             c.disconnect()
+
+
+def produce(
+    send: Callable[..., object], w: Workload, destination: str, count: int, tally: Tally
+) -> None:
+    """One producer's loop, the same for stompws and stomp.py (their ``send`` take the same
+    arguments here): paced and timestamped when measuring latency, flat out otherwise."""
+    body = b"x" * w.size
+    wait = paced(w.rate, count)
+    try:
+        if w.rate:
+            for n in range(count):
+                wait(n)
+                send(destination, body, headers={SENT_HEADER: str(time.perf_counter_ns())})
+        else:
+            for _ in range(count):
+                send(destination, body)
+    except Exception as error:
+        tally.fail(f"send failed: {error!r}")
 
 
 def run_stomppy(w: Workload, destination: str, start: Callable[[], None]) -> Tally:
@@ -214,24 +219,10 @@ def run_stomppy(w: Workload, destination: str, start: Callable[[], None]) -> Tal
             c.subscribe(destination, id=str(number), ack="auto", headers={"receipt": receipt})
             waiter.wait_on_receipt()
             c.remove_listener("waiter")
-        body = b"x" * w.size
-
-        def produce(c: stomp.WSStompConnection, count: int) -> None:
-            wait = paced(w.rate, count)
-            send = c.send
-            try:
-                if latency:
-                    for n in range(count):
-                        wait(n)
-                        send(destination, body, headers={SENT_HEADER: str(time.perf_counter_ns())})
-                else:
-                    for _ in range(count):
-                        send(destination, body)
-            except Exception as error:
-                tally.fail(f"send failed: {error!r}")
-
         start()
-        run_threads(produce, producers, w.count)
+        run_threads(
+            lambda c, count: produce(c.send, w, destination, count, tally), producers, w.count
+        )
         tally.wait()
         return tally
     finally:

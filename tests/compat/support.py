@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 # stomp.py looks this machine's names up in DNS when imported, unless told not to: the
 # tests talk to 127.0.0.1 only.
@@ -21,10 +21,11 @@ import stomp.listener
 
 import stompws.compat
 
+from ..waiting import wait_until
+
 LOGIN = "guest"
 PASSCODE = "guest"
 WAIT = 10.0  # seconds for anything that should arrive: a failure, never a slow pass
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,19 +83,6 @@ ENDPOINTS = {
 def new_queue() -> str:
     """Queues outlive the test on both brokers, so a name is never reused."""
     return f"/queue/stompws-compat-{uuid.uuid4().hex}"
-
-
-def wait_until(
-    condition: threading.Condition, ready: Callable[[], T | None], what: str, timeout: float
-) -> T:
-    deadline = time.monotonic() + timeout
-    with condition:
-        while (found := ready()) is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {what} within {timeout:g} s")
-            condition.wait(remaining)
-        return found
 
 
 class Recorder:

@@ -8,14 +8,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import stompws
+
+from ..waiting import wait_until
 
 LOGIN = "guest"
 PASSCODE = "guest"
 WAIT = 10.0  # seconds for anything that should happen: a failure, never a slow pass
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,20 +51,6 @@ def receive_interval(connected: stompws.Frame, cy: int) -> float:
     if sx == 0 or cy == 0:
         return 0.0
     return max(sx, cy) / 1000
-
-
-def wait_until(
-    condition: threading.Condition, ready: Callable[[], T | None], what: str, timeout: float
-) -> T:
-    """``ready()``'s first value that is not None, waiting on ``condition`` at most ``timeout``."""
-    deadline = time.monotonic() + timeout
-    with condition:
-        while (found := ready()) is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {what} within {timeout:g} s")
-            condition.wait(remaining)
-        return found
 
 
 @dataclass(frozen=True)

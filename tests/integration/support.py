@@ -6,19 +6,20 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 import stompws
 
+from ..waiting import wait_until
+
 LOGIN = "guest"
 PASSCODE = "guest"
 VERSIONS = ("1.0", "1.1", "1.2")
 WAIT = 10.0  # seconds for anything that should arrive: a failure, never a slow pass
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -178,19 +179,6 @@ class Recorder(stompws.Listener):
 
     def on_listener_error(self, exc: BaseException, event: str) -> None:
         self._add("listener_error", (exc, event))
-
-
-def wait_until(
-    condition: threading.Condition, ready: Callable[[], T | None], what: str, timeout: float
-) -> T:
-    deadline = time.monotonic() + timeout
-    with condition:
-        while (found := ready()) is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {what} within {timeout:g} s")
-            condition.wait(remaining)
-        return found
 
 
 class Collector:
