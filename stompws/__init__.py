@@ -18,6 +18,7 @@ from .errors import (
     ProtocolError,
     ReceiptTimeout,
     ReceiveTimeout,
+    ReconnectFailed,
     StompError,
     UsageError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "ReceiptTimeout",
     "ReceiveTimeout",
     "Reconnect",
+    "ReconnectFailed",
     "State",
     "StatsListener",
     "StompError",

@@ -1,17 +1,27 @@
 """The threaded STOMP client: the public facade over connections, sessions and listeners.
 
-A ``Client`` owns its listeners, its subscriptions (which outlive one connection, for
-reconnects), its pending receipts and open transactions, and at most one live
-``Connection``. It never holds its own lock while calling user code; the connection's lock is
-held only to build and write a frame.
+``Client`` wires collaborators together and owns none of their state:
+
+* ``Lifecycle`` (lifecycle.py): the client's state, changed only through its transition
+  table, and the current connection;
+* ``Connection`` (connection.py): one transport, its sans-IO session and its threads; the
+  session owns the live subscriptions, open transactions and pending receipts;
+* ``Supervisor`` (supervisor.py): the reconnect thread, when a policy is given;
+* ``Listeners`` (listener.py): the user's callbacks, called with no lock held.
+
+The client keeps only maps from ids to the handles it gave out (``Subscription``,
+``Transaction``), changed in the same locked step in which the session registers or
+forgets the id; which ids are live is always the session's answer. What connections
+report (events, their end) arrives here on their reader thread: this module turns it into
+transitions first, then listener calls.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -21,19 +31,32 @@ from .errors import (
     ConnectError,
     ConnectionClosed,
     ConnectTimeout,
+    HeartbeatTimeout,
     NotConnected,
+    ReconnectFailed,
     StompError,
     UsageError,
 )
-from .events import EventHandling
 from .frame import VERSIONS, Frame, Headers
 from .handles import DEFAULT_MAX_BUFFERED, Receipt, Subscription, Transaction
-from .lifecycle import ClientState, ConnectAttempt, Reconnecting
-from .listener import Listener, Listeners
+from .lifecycle import ClientState, Lifecycle, Trigger
+from .listener import Listener, Listeners, isolated
 from .parser import DEFAULT_MAX_FRAME_SIZE
-from .protocol import ClientProtocol, Outgoing
+from .protocol import (
+    ClientProtocol,
+    Connected,
+    ErrorReceived,
+    Event,
+    HeartbeatReceived,
+    Lost,
+    MessageReceived,
+    Outgoing,
+    ReceiptReceived,
+    State,
+    SubscriptionInfo,
+)
 from .reconnect import Reconnect
-from .sending import Sending
+from .supervisor import Supervisor
 from .transport import Endpoint, HandshakeGuard, open_transport, parse_url
 
 if TYPE_CHECKING:
@@ -42,6 +65,12 @@ if TYPE_CHECKING:
 __all__ = ["Client", "ClientState"]
 
 logger = logging.getLogger("stompws.client")
+
+# A close by the broker this soon (seconds) after an ERROR, with no answer in between to a
+# frame sent after that ERROR, is the broker acting on the ERROR (RabbitMQ may first answer
+# frames it had already read, as it does with the RECEIPT of a refused SUBSCRIBE). A later
+# close is not blamed on it: ActiveMQ keeps a connection open after some ERRORs.
+ERROR_ANSWER_WINDOW = 2.0
 
 
 class _Acker:
@@ -55,10 +84,17 @@ class _Acker:
         self.connection = connection
 
     def __call__(self, frame: Frame, positive: bool, transaction: str | None) -> None:
-        self.client._acknowledge(frame, positive, transaction)
+        self.client._acknowledge(frame, positive, transaction=transaction)
 
 
-class Client(EventHandling, Reconnecting, Sending):
+class _AlreadySubscribed(Exception):
+    """Raised inside a build step: the id is live with the same destination and ack."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+
+
+class Client:
     """A STOMP client over WebSocket (ws://, wss://) or TCP (stomp://, stomp+ssl://).
 
     See the README for the threading model. All arguments after the URL are keyword-only;
@@ -141,37 +177,36 @@ class Client(EventHandling, Reconnecting, Sending):
         self._max_frame_size = max_frame_size
 
         self._listeners = Listeners()
-        self._lock = threading.Lock()  # guards the fields below; never held over user code
-        self._state_changed = threading.Condition(self._lock)
-        self._stop_reconnecting = threading.Event()
-        self._reconnector: threading.Thread | None = None
-        self._opening: HandshakeGuard | None = None  # the attempt still opening its socket
-        self._state = ClientState.NEW
-        self._connection: Connection | None = None
-        self._attempt: ConnectAttempt | None = None
-        self._subscriptions: dict[str, Subscription] = {}
-        self._transactions: dict[str, Transaction] = {}
-        self._receipts: dict[str, Receipt] = {}
-        self._last_error: BrokerError | None = None  # an ERROR with no MESSAGE after it yet
+        self._lifecycle = Lifecycle()
+        # One counter for every session of this client: an id (subscription, transaction,
+        # receipt) is never reused on a later connection.
+        self._ids = itertools.count(1)
+        self._subscriptions: dict[str, Subscription] = {}  # handles, by the session's ids
+        self._transactions: dict[str, Transaction] = {}  # handles, by the session's ids
+        self._supervisor = (
+            Supervisor(reconnect, self._reconnect_once, self._gave_up) if reconnect else None
+        )
         self._unmatched_seen: set[str] = set()  # subscriptions not ours, already warned of
         self._endpoint: Endpoint = self._endpoints[0]
 
     def __repr__(self) -> str:
-        return f"<stompws.Client {self._endpoint.url} {self._state.value}>"
+        return f"<stompws.Client {self._endpoint.url} {self._lifecycle.state.value}>"
 
     # -- properties --------------------------------------------------------------------------
 
     @property
     def state(self) -> ClientState:
-        return self._state
+        return self._lifecycle.state
 
     @property
     def is_connected(self) -> bool:
-        connection = self._connection
+        """True exactly when the current connection has its CONNECTED and has not ended."""
+        state, connection = self._lifecycle.snapshot()
         return (
-            self._state is ClientState.CONNECTED
+            state is ClientState.CONNECTED
             and connection is not None
-            and not connection.ended.is_set()
+            and not connection.closing
+            and connection.protocol.state is State.CONNECTED
         )
 
     @property
@@ -181,17 +216,17 @@ class Client(EventHandling, Reconnecting, Sending):
 
     @property
     def version(self) -> str | None:
-        connection = self._connection
+        connection = self._lifecycle.connection
         return connection.protocol.version if connection else None
 
     @property
     def server(self) -> str | None:
-        connection = self._connection
+        connection = self._lifecycle.connection
         return connection.protocol.server if connection else None
 
     @property
     def session(self) -> str | None:
-        connection = self._connection
+        connection = self._lifecycle.connection
         return connection.protocol.session if connection else None
 
     @property
@@ -215,47 +250,68 @@ class Client(EventHandling, Reconnecting, Sending):
 
         ``timeout`` (default ``connect_timeout``) covers TCP, TLS, the WebSocket handshake
         and CONNECTED, for each URL in turn. Raises ``ConnectTimeout``, ``BrokerError`` (the
-        broker answered ERROR, e.g. bad credentials) or ``ConnectError``.
+        broker answered ERROR, e.g. bad credentials) or ``ConnectError``. A connection lost
+        after its CONNECTED arrived is handled like any later loss (reconnect, or
+        DISCONNECTED): ``connect()`` still returns the frame.
         """
-        with self._lock:
-            if self._state is ClientState.CLOSED:
+        if self._lifecycle.fire(Trigger.CONNECT) is None:
+            state = self._lifecycle.state
+            if state in (ClientState.CLOSED, ClientState.DISCONNECTING):
                 raise UsageError("this client was disconnected; create a new Client")
-            if self._state not in (ClientState.NEW, ClientState.DISCONNECTED):
-                raise UsageError(f"connect() on a client that is {self._state.value}")
-            self._state = ClientState.CONNECTING
+            raise UsageError(f"connect() on a client that is {state.value}")
         seconds = self.connect_timeout if timeout is None else timeout
-        failures: list[ConnectError] = []
+        failures: list[StompError] = []
         try:
             for endpoint in self._endpoints:
                 try:
-                    frame = self._connect_to(endpoint, seconds)
-                except ConnectError as error:
+                    return self._attempt(endpoint, seconds, ())
+                except (ConnectError, BrokerError) as error:
                     failures.append(error)
-                    continue
-                with self._lock:
-                    self._state = ClientState.CONNECTED
-                    self._state_changed.notify_all()
-                return frame
-        except BaseException:
-            with self._lock:
-                self._state = ClientState.DISCONNECTED
-            raise
-        with self._lock:
-            self._state = ClientState.DISCONNECTED
+                if self._lifecycle.state is not ClientState.CONNECTING:
+                    break  # disconnect() came: no more URLs
+        finally:
+            if self._lifecycle.state is ClientState.CONNECTING:
+                self._lifecycle.fire(Trigger.ATTEMPTS_FAILED)
+        if self._lifecycle.state in (ClientState.DISCONNECTING, ClientState.CLOSED):
+            raise ConnectError("disconnect() was called while connecting") from failures[-1]
         if len(failures) == 1:
             raise failures[0]
         summary = "; ".join(str(error) for error in failures)
         raise failures[-1].__class__(f"no URL could be connected: {summary}") from failures[-1]
 
-    def _connect_to(self, endpoint: Endpoint, seconds: float) -> Frame:
+    def _attempt(
+        self, endpoint: Endpoint, seconds: float, inherited: tuple[SubscriptionInfo, ...]
+    ) -> Frame:
+        """One connection attempt to ``endpoint``: its CONNECTED frame, or why not."""
         deadline = time.monotonic() + seconds
         self._endpoint = endpoint
         self._listeners.call("on_connecting", endpoint.url)
         guard = HandshakeGuard(seconds)
-        self._opening = guard
+        if self._lifecycle.fire(Trigger.OPENING, guard=guard) is None:
+            refused = ConnectError(f"not connecting to {endpoint.url}: disconnect() was called")
+            self._listeners.call("on_disconnected", refused)  # every on_connecting has its end
+            raise refused
         try:
-            if self._stop_reconnecting.is_set() and self._state is not ClientState.CONNECTING:
-                guard.abort()
+            connection = self._open(endpoint, guard, inherited)
+        finally:
+            self._lifecycle.attempt_over()
+        attempt = connection.attempt
+        if not attempt.done.wait(max(deadline - time.monotonic(), 0.0)):
+            attempt.fail(ConnectTimeout(f"no CONNECTED from {endpoint.url} within {seconds:g} s"))
+        if attempt.error is not None:
+            connection.abort(attempt.error)
+            if not connection.on_reader_thread:
+                connection.ended.wait(max(deadline - time.monotonic(), 0.0) + 1.0)
+            raise attempt.error
+        assert attempt.frame is not None  # set with done when there is no error
+        return attempt.frame
+
+    def _open(
+        self, endpoint: Endpoint, guard: HandshakeGuard, inherited: tuple[SubscriptionInfo, ...]
+    ) -> Connection:
+        """Open the transport, write CONNECT and start the reader: the attempt's connection,
+        made current (OPENED) unless disconnect() came first."""
+        try:
             transport = open_transport(
                 endpoint,
                 guard=guard,
@@ -264,110 +320,117 @@ class Client(EventHandling, Reconnecting, Sending):
                 versions=self._versions,
                 write_timeout=self.write_timeout,
             )
-        except ConnectError as error:
+        except StompError as error:
             self._listeners.call("on_disconnected", error)
             raise
-        finally:
-            self._opening = None
+        except Exception as error:  # nothing outside the error tree leaves connect()
+            failure = ConnectError(f"connection to {endpoint.url} failed: {error!r}")
+            failure.__cause__ = error
+            self._listeners.call("on_disconnected", failure)
+            raise failure from error
         protocol = ClientProtocol(
             versions=self._versions,
             heartbeats=self._heartbeats,
             heartbeat_tolerance=self._heartbeat_tolerance,
             max_frame_size=self._max_frame_size,
+            ids=self._ids,
+            subscriptions=inherited,
         )
-        connection = Connection(transport, protocol, self)
+        connection = Connection(transport, protocol, self, write_timeout=self.write_timeout)
         connection.acker = _Acker(self, connection)
-        attempt = ConnectAttempt()
-        with self._lock:
-            self._connection = connection
-            self._attempt = attempt
-            self._last_error = None
         login = self._login if self._login is not None else endpoint.login
         passcode = self._passcode if self._passcode is not None else endpoint.passcode
         # CONNECT goes out before the reader starts, so that a peer closing at once cannot
         # close the session under it; a failed write is reported by the reader, which then
         # finds the connection aborted.
         try:
-            outgoing = connection.perform(
+            outgoing: Outgoing | None = connection.perform(
                 lambda session: session.connect(
                     login=login, passcode=passcode, host=self._host, headers=self._connect_headers
                 )
             )
-            self._listeners.call("on_send", outgoing.frame)
         except UsageError:
             # The CONNECT could not be encoded (a line break in login, passcode, host or a
-            # connect header), so nothing was written and the reader never started: close
-            # the socket here, or it would leak, and forget the connection, whose unstarted
-            # threads disconnect() could not join.
+            # connect header): nothing was written and no thread started.
             transport.close()
-            with self._lock:
-                self._connection = None
-                self._attempt = None
             raise
         except ConnectionClosed as error:
-            attempt.fail(ConnectError(f"connection to {endpoint.url} lost during CONNECT: {error}"))
+            outgoing = None
+            connection.attempt.fail(
+                ConnectError(f"connection to {endpoint.url} lost during CONNECT: {error}")
+            )
+        if self._lifecycle.fire(Trigger.OPENED, connection) is None:
+            transport.close()
+            refused = ConnectError(f"not connecting to {endpoint.url}: disconnect() was called")
+            self._listeners.call("on_disconnected", refused)
+            raise refused
         connection.start()
-        if not attempt.done.wait(max(deadline - time.monotonic(), 0.0)):
-            attempt.fail(ConnectTimeout(f"no CONNECTED from {endpoint.url} within {seconds:g} s"))
-        if attempt.error is not None:
-            connection.abort(attempt.error)
-            connection.ended.wait(max(deadline - time.monotonic(), 0.0) + 1.0)
-            raise attempt.error
-        assert attempt.frame is not None  # set with done when there is no error
-        connection.start_heartbeats()
-        return attempt.frame
+        if outgoing is not None:
+            self._listeners.call("on_send", outgoing.frame)
+        return connection
 
-    def disconnect(self, timeout: float = 5.0) -> None:
+    def disconnect(self, timeout: float = 5.0, *, headers: Headers | None = None) -> None:
         """Send DISCONNECT with a receipt, wait for it at most ``timeout`` seconds, close,
-        and join the client's threads. Never hangs, also when the connection is dead, and
-        stops a reconnect in progress. Calling it again, or on a client that never
-        connected, does nothing."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            if self._state in (ClientState.CLOSED, ClientState.DISCONNECTING):
-                return
-            self._state = ClientState.DISCONNECTING
-            self._state_changed.notify_all()
-            reconnector = self._reconnector
-        self._stop_reconnecting.set()
-        try:
-            if (
-                reconnector is not None
-                and reconnector is not threading.current_thread()
-                and reconnector.is_alive()
-            ):
-                opening = self._opening
-                if opening is not None:
-                    opening.abort()  # an attempt still in its handshake gives up now
-                attempt = self._connection
-                if attempt is not None:
-                    attempt.abort()  # an attempt still waiting for CONNECTED gives up now
-                reconnector.join(max(deadline - time.monotonic(), 0.05))
-            connection = self._connection
-            if connection is not None:
-                if not connection.ended.is_set():
-                    self._say_goodbye(connection, deadline)
-                connection.join(deadline)
-        finally:
-            with self._lock:
-                self._state = ClientState.CLOSED
-                self._state_changed.notify_all()
-                subscriptions = list(self._subscriptions.values())
-                self._subscriptions.clear()
-            for subscription in subscriptions:
-                subscription._close(NotConnected("the client was disconnected"))
+        and join the client's threads.
 
-    def _say_goodbye(self, connection: Connection, deadline: float) -> None:
+        Never hangs, also when the connection is dead or a write is blocked (the connection
+        is aborted at the deadline), and wins over a connect or reconnect in flight, from
+        any thread. Calling it again, or on a client that never connected, does nothing.
+        From a listener (the reader thread), it returns without waiting: the reader ends
+        right after that listener returns.
+        """
+        deadline = time.monotonic() + timeout
+        lifecycle = self._lifecycle
+        transition = lifecycle.fire(Trigger.DISCONNECT)
+        if transition is None:
+            if not self._on_client_thread():
+                lifecycle.wait_for(ClientState.CLOSED, deadline)
+            return
+        try:
+            if self._supervisor is not None:
+                self._supervisor.stop()
+            guard = lifecycle.guard
+            if guard is not None:
+                guard.abort()  # a handshake in flight gives up now
+            current = transition.connection
+            if current is not None and current.protocol.state is not State.CONNECTED:
+                current.abort()  # an attempt still waiting for CONNECTED gives up now
+            if not self._on_client_thread():
+                lifecycle.wait_for_attempts(deadline)
+            connection = lifecycle.connection  # final: no attempt can open another now
+            if connection is not None:
+                if connection.protocol.state is State.CONNECTED and not connection.closing:
+                    self._say_goodbye(connection, deadline, headers)
+                elif not connection.ended.is_set():
+                    connection.abort()
+                connection.join(deadline)
+            if self._supervisor is not None:
+                self._supervisor.join(deadline)
+        finally:
+            lifecycle.fire(Trigger.CLOSED)
+            self._end_handles(NotConnected("the client was disconnected"), failed=False)
+
+    def _on_client_thread(self) -> bool:
+        """Whether the caller is one of this client's threads (a listener, a callback)."""
+        connection = self._lifecycle.connection
+        on_reader = connection is not None and connection.on_reader_thread
+        return on_reader or (self._supervisor is not None and self._supervisor.on_supervisor_thread)
+
+    def _say_goodbye(
+        self, connection: Connection, deadline: float, headers: Headers | None
+    ) -> None:
         connection.ending_requested = True
         receipt: Receipt | None = None
         try:
-            receipt = self._perform(lambda s: s.disconnect(receipt=True), connection)
+            receipt = self._perform_on(
+                connection, lambda s: s.disconnect(receipt=True, headers=headers), deadline
+            )
         except StompError as error:
             logger.debug("DISCONNECT not sent: %s", error)
         if connection.on_reader_thread:
             # Called from a listener: the reader cannot wait for itself; it ends after the
             # listener returns.
-            connection.end_gracefully()
+            connection.end_gracefully(deadline)
             return
         if receipt is not None:
             try:
@@ -375,9 +438,19 @@ class Client(EventHandling, Reconnecting, Sending):
             except StompError as error:
                 logger.debug("no RECEIPT for DISCONNECT: %s", error)
         if not connection.ended.is_set():
-            connection.end_gracefully()
+            connection.end_gracefully(deadline)
             if not connection.ended.wait(max(min(deadline - time.monotonic(), 1.0), 0.05)):
                 connection.abort()
+
+    def _end_handles(self, reason: StompError, *, failed: bool) -> None:
+        subscriptions = list(self._subscriptions.values())
+        self._subscriptions.clear()
+        for tx in self._transactions.values():
+            if tx.lost is None:
+                tx.lost = reason
+        self._transactions.clear()
+        for subscription in subscriptions:
+            subscription._close(reason, failed=failed)
 
     def __enter__(self) -> Client:
         self.connect()
@@ -385,6 +458,273 @@ class Client(EventHandling, Reconnecting, Sending):
 
     def __exit__(self, *_: object) -> None:
         self.disconnect()
+
+    # -- reconnecting (called by the supervisor) ----------------------------------------------
+
+    def _reconnect_once(self) -> BaseException | None:
+        """Try every URL once: None when connected again (or no longer wanted), else why not."""
+        state, lost = self._lifecycle.snapshot()
+        if state is not ClientState.RECONNECTING:
+            return None
+        inherited = tuple(lost.protocol.subscriptions.values()) if lost is not None else ()
+        last: BaseException | None = None
+        for endpoint in self._endpoints:
+            if self._lifecycle.state is not ClientState.RECONNECTING:
+                return None
+            try:
+                self._attempt(endpoint, self.connect_timeout, inherited)
+                return None
+            except StompError as error:
+                last = error
+                logger.info("reconnect to %s failed: %s", endpoint.url, error)
+        return last if self._lifecycle.state is ClientState.RECONNECTING else None
+
+    def _gave_up(self, tries: int, last: BaseException | None) -> None:
+        if self._lifecycle.fire(Trigger.GAVE_UP) is None:
+            return
+        error = ReconnectFailed(f"gave up reconnecting after {tries} attempts: {last}")
+        error.__cause__ = last
+        logger.warning("%r: %s", self, error)
+        self._end_handles(error, failed=True)
+        self._listeners.call("on_disconnected", error)
+
+    # -- what connections report (on their reader thread, no lock held) -----------------------
+
+    def connection_events(self, connection: Connection, events: list[Event]) -> None:
+        listeners = self._listeners
+        only_heartbeats = True
+        for event in events:
+            kind = type(event)
+            if kind is MessageReceived:
+                only_heartbeats = False
+                self._deliver(connection, event)  # type: ignore[arg-type]
+            elif kind is HeartbeatReceived:
+                pass  # RabbitMQ ends every frame with an EOL: not an answer to an ERROR
+            elif kind is ReceiptReceived:
+                only_heartbeats = False
+                self._on_receipt(connection, event)  # type: ignore[arg-type]
+            elif kind is ErrorReceived:
+                only_heartbeats = False
+                self._on_error(connection, event)  # type: ignore[arg-type]
+            elif kind is Connected:
+                only_heartbeats = False
+                self._on_connected(connection, event)  # type: ignore[arg-type]
+        if only_heartbeats:
+            for _ in events:
+                listeners.call("on_heartbeat")
+
+    def _on_connected(self, connection: Connection, event: Connected) -> None:
+        if self._lifecycle.fire(Trigger.ESTABLISHED, connection) is None:
+            connection.attempt.fail(
+                ConnectError("disconnect() was called before the broker's CONNECTED arrived")
+            )
+            return
+        connection.attempt.succeed(event.frame)
+        self._listeners.call("on_connected", event.frame)
+
+    def _on_receipt(self, connection: Connection, event: ReceiptReceived) -> None:
+        with connection.lock:
+            receipt = connection.receipts.pop(event.receipt_id, None)
+        if receipt is not None:
+            if receipt.ticket > connection.error_mark:
+                # The broker answered a frame sent after its last ERROR arrived: that
+                # ERROR did not end the connection.
+                connection.unanswered_error = None
+            receipt._resolve(event.frame)
+        self._listeners.call("on_receipt", event.frame)
+
+    def _deliver(self, connection: Connection, event: MessageReceived) -> None:
+        frame = event.frame
+        frame._acker = connection.acker  # type: ignore[assignment]
+        listeners = self._listeners
+        listeners.call("on_message", frame)
+        info = event.subscription
+        subscription = self._subscriptions.get(info.id) if info is not None else None
+        if subscription is None:
+            if not listeners.handle_message():
+                self._unmatched(frame)
+            return
+        if subscription.callback is not None:
+            isolated(subscription.callback, frame, listeners)
+        else:
+            subscription._deliver(frame, connection)
+
+    def _unmatched(self, frame: Frame) -> None:
+        # Nobody receives a message for a subscription this client did not make (a RabbitMQ
+        # /temp-queue/ reply, a subscription already ended): say so, once per subscription.
+        name = frame.headers.get("subscription", "")
+        if name in self._unmatched_seen:
+            return
+        self._unmatched_seen.add(name)
+        logger.warning(
+            "%r: MESSAGE for subscription %r, which this client did not make, reached no "
+            "listener; add a Listener with on_message to receive such messages (RabbitMQ "
+            "delivers /temp-queue/ replies this way)",
+            self,
+            name,
+        )
+
+    def _on_error(self, connection: Connection, event: ErrorReceived) -> None:
+        """An ERROR fails exactly what it names: its receipt, else the connect attempt; if
+        the connection ends before anything else arrives, it is the reason of that end."""
+        error = BrokerError(event.frame)
+        logger.warning("%r: %s", self, error)
+        if event.receipt_id is not None:
+            with connection.lock:
+                receipt = connection.receipts.pop(event.receipt_id, None)
+            if receipt is not None:
+                receipt._fail(error)
+        elif not connection.attempt.done.is_set():
+            connection.attempt.fail(error)
+        with connection.lock:
+            connection.unanswered_error = error
+            connection.error_mark = connection.next_ticket - 1
+            connection.error_at = time.monotonic()
+        self._listeners.call("on_error", event.frame)
+
+    def connection_heartbeat_timeout(self, connection: Connection) -> None:
+        self._listeners.call("on_heartbeat_timeout")
+
+    def connection_lost(
+        self, connection: Connection, reason: BaseException | None, lost: Lost
+    ) -> None:
+        if (
+            isinstance(reason, ConnectionClosed)
+            and not isinstance(reason, HeartbeatTimeout)
+            and connection.unanswered_error is not None
+            and time.monotonic() - connection.error_at <= ERROR_ANSWER_WINDOW
+        ):
+            reason = connection.unanswered_error  # the broker closed in answer to its ERROR
+        failure: StompError = (
+            reason
+            if isinstance(reason, StompError)
+            else ConnectionClosed("the client disconnected")
+            if reason is None
+            else ConnectionClosed(f"connection failed: {reason!r}")
+        )
+        if failure is not reason and reason is not None:
+            failure.__cause__ = reason
+        # Each pending receipt fails as "the connection ended": an ERROR that named another
+        # frame says nothing about these.
+        unanswered = (
+            failure
+            if isinstance(failure, ConnectionClosed)
+            else ConnectionClosed(f"the connection ended before the RECEIPT came: {failure}")
+        )
+        if unanswered is not failure:
+            unanswered.__cause__ = failure
+        with connection.lock:
+            receipts = [
+                connection.receipts.pop(rid)
+                for rid in lost.pending_receipts
+                if rid in connection.receipts
+            ]
+            receipts += connection.receipts.values()
+            connection.receipts.clear()
+        for receipt in receipts:
+            receipt._fail(unanswered)
+        for tx_id in lost.open_transactions:
+            tx = self._transactions.get(tx_id)
+            if tx is not None and tx.session is connection.protocol:
+                tx.lost = failure
+                del self._transactions[tx_id]
+        attempt = connection.attempt
+        if not attempt.done.is_set():
+            attempt.fail(
+                failure
+                if isinstance(failure, (BrokerError, ConnectError))
+                else ConnectError(f"{connection.transport.endpoint.url}: {failure}")
+            )
+        retry = self._supervisor is not None and not connection.ending_requested
+        transition = self._lifecycle.fire(Trigger.LOST_RETRY if retry else Trigger.LOST, connection)
+        if transition is not None and transition.after is ClientState.DISCONNECTED:
+            self._end_handles(failure, failed=True)
+        self._listeners.call("on_disconnected", reason)
+        if (
+            self._supervisor is not None
+            and transition is not None
+            and transition.before is ClientState.CONNECTED
+            and transition.after is ClientState.RECONNECTING
+        ):
+            # After on_disconnected, so that listeners see this loss before the next attempt.
+            self._supervisor.ensure_running()
+
+    # -- how an operation reaches the wire ----------------------------------------------------
+
+    def _live(self) -> Connection:
+        """The live connection; while reconnecting, waits up to ``connect_timeout`` for it."""
+        state, current = self._lifecycle.snapshot()
+        if state is ClientState.RECONNECTING:
+            if self._on_client_thread():
+                # A listener: the reconnect cannot finish while it waits here.
+                raise NotConnected("the connection was lost; reconnecting")
+            deadline = time.monotonic() + self.connect_timeout
+            state = self._lifecycle.wait_while(ClientState.RECONNECTING, deadline)
+            if state is ClientState.RECONNECTING:
+                raise NotConnected(
+                    f"still reconnecting after {self.connect_timeout:g} s (connect_timeout)"
+                )
+            state, current = self._lifecycle.snapshot()
+        if state is not ClientState.CONNECTED or current is None:
+            raise NotConnected(f"the client is {state.value}, not connected")
+        if current.ended.is_set():
+            raise NotConnected(f"the connection has ended: {current.reason}")
+        return current
+
+    def _perform(
+        self,
+        build: Callable[[ClientProtocol], Outgoing],
+        connection: Connection | None = None,
+    ) -> Receipt | None:
+        """Build and write a frame on ``connection``, or on the live connection.
+
+        On the live connection, a session found already closed (the loss is known to the
+        session but not yet to the client; nothing was written) is tried once more after
+        the loss is handled: with reconnect, on the next connection.
+        """
+        if connection is not None:
+            return self._perform_on(connection, build)
+        live = self._live()
+        try:
+            return self._perform_on(live, build)
+        except NotConnected:
+            if live.protocol.state is not State.CLOSED or live.on_reader_thread:
+                raise
+            live.ended.wait(self.connect_timeout)
+            return self._perform_on(self._live(), build)
+
+    def _perform_on(
+        self,
+        connection: Connection,
+        build: Callable[[ClientProtocol], Outgoing],
+        deadline: float | None = None,
+    ) -> Receipt | None:
+        registered: list[Receipt] = []
+
+        def build_and_register(session: ClientProtocol) -> Outgoing:
+            outgoing = build(session)
+            if outgoing.receipt_id is not None:
+                # Under the connection's lock and before the write: the RECEIPT cannot
+                # arrive before its waiter exists.
+                receipt = Receipt(
+                    outgoing.receipt_id, outgoing.frame.command, connection, self.receipt_timeout
+                )
+                receipt.ticket = connection.next_ticket
+                connection.receipts[outgoing.receipt_id] = receipt
+                registered.append(receipt)
+            return outgoing
+
+        outgoing = connection.perform(build_and_register, deadline)
+        if self._listeners:
+            self._listeners.call("on_send", outgoing.frame)
+        return registered[0] if registered else None
+
+    def refuse_on_reader(self, what: str) -> None:
+        if self._on_client_thread():
+            raise UsageError(
+                f"cannot {what} inside a listener or callback: the reader thread that "
+                "delivers messages is the one that would wait"
+            )
 
     # -- messaging ---------------------------------------------------------------------------
 
@@ -395,11 +735,11 @@ class Client(EventHandling, Reconnecting, Sending):
         *,
         headers: Headers | None = None,
         content_type: str | None = None,
-        receipt: bool = False,
+        receipt: bool | str = False,
         transaction: str | None = None,
         content_length: bool = True,
     ) -> Receipt | None:
-        """Send a message; returns a ``Receipt`` when ``receipt`` is true.
+        """Send a message; returns a ``Receipt`` when ``receipt`` is true (or an id).
 
         ``content_length=False`` leaves the header out (ActiveMQ then delivers a
         TextMessage); a body containing NUL always needs it.
@@ -424,29 +764,52 @@ class Client(EventHandling, Reconnecting, Sending):
         headers: Headers | None = None,
         id: str | None = None,
         callback: Callable[[Frame], None] | None = None,
-        receipt: bool = False,
+        receipt: bool | str = False,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        overflow: str = "block",
     ) -> Subscription:
         """Subscribe; ``callback(frame)`` gets this subscription's messages.
 
-        With ``receipt=True`` this returns once the broker confirmed the subscription.
+        With ``receipt`` this returns once the broker confirmed the subscription. An ``id``
+        that is already live for the same destination and ack mode returns that
+        subscription and puts nothing on the wire (subscribing in ``on_connected`` stays
+        right across reconnects, which repeat every subscription themselves); for another
+        destination or ack mode it raises ``UsageError``. ``overflow``: what a full buffer
+        does (``Subscription``).
         """
-        if max_buffered < 1:
-            raise UsageError(f"max_buffered must be at least 1, not {max_buffered}")
+        # Checked before anything goes on the wire.
+        Subscription(self, "", destination, ack, (), callback, max_buffered, overflow)
         created: list[Subscription] = []
 
         def build(session: ClientProtocol) -> Outgoing:
+            live = session.subscriptions.get(id) if id is not None else None
+            if live is not None:
+                existing = self._subscriptions.get(live.id)
+                if (
+                    existing is not None
+                    and live.destination == destination
+                    and live.ack == ack
+                    and callback in (None, existing.callback)
+                ):
+                    raise _AlreadySubscribed(existing)
+                raise UsageError(
+                    f"subscription id {id!r} is already live for {live.destination} "
+                    f"(ack {live.ack}); unsubscribe it first, or choose another id"
+                )
             info, outgoing = session.subscribe(
                 destination, ack=ack, headers=headers, id=id, receipt=receipt
             )
             subscription = Subscription(
-                self, info.id, destination, ack, info.headers, callback, max_buffered
+                self, info.id, destination, ack, info.headers, callback, max_buffered, overflow
             )
             self._subscriptions[info.id] = subscription
             created[:] = [subscription]
             return outgoing
 
-        pending = self._perform(build)
+        try:
+            pending = self._perform(build)
+        except _AlreadySubscribed as already:
+            return already.subscription
         if pending is not None:
             pending.wait()
         return created[0]
@@ -455,33 +818,60 @@ class Client(EventHandling, Reconnecting, Sending):
         self,
         subscription: Subscription | str,
         *,
-        receipt: bool = False,
-        headers: Headers | None = None,
+        receipt: bool | str = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Receipt | None:
         """Stop a subscription (given as the object or its id). ``headers`` for broker
         extensions: RabbitMQ deletes a durable subscription on ``durable:true``."""
         sub_id = subscription if isinstance(subscription, str) else subscription.id
-        found = self._subscriptions.get(sub_id)
-        result = self._perform(lambda s: s.unsubscribe(sub_id, receipt=receipt, headers=headers))
-        self._subscriptions.pop(sub_id, None)
-        if found is not None:
-            found._close(NotConnected(f"subscription {sub_id} was unsubscribed"))
+        ended: list[Subscription] = []
+
+        def build(session: ClientProtocol) -> Outgoing:
+            outgoing = session.unsubscribe(sub_id, receipt=receipt, headers=headers)
+            found = self._subscriptions.pop(sub_id, None)
+            if found is not None:
+                ended.append(found)
+            return outgoing
+
+        result = self._perform(build)
+        for found in ended:
+            found._close(NotConnected(f"subscription {sub_id} was unsubscribed"), failed=False)
         return result
 
     def ack(
-        self, frame: Frame, *, transaction: str | None = None, receipt: bool = False
+        self,
+        frame: Frame,
+        *,
+        transaction: str | None = None,
+        receipt: bool | str = False,
+        headers: Headers | None = None,
     ) -> Receipt | None:
         """Acknowledge a MESSAGE with the headers the negotiated version needs."""
-        return self._acknowledge(frame, True, transaction, receipt)
+        return self._acknowledge(
+            frame, True, transaction=transaction, receipt=receipt, headers=headers
+        )
 
     def nack(
-        self, frame: Frame, *, transaction: str | None = None, receipt: bool = False
+        self,
+        frame: Frame,
+        *,
+        transaction: str | None = None,
+        receipt: bool | str = False,
+        headers: Headers | None = None,
     ) -> Receipt | None:
         """Reject a MESSAGE (not in STOMP 1.0)."""
-        return self._acknowledge(frame, False, transaction, receipt)
+        return self._acknowledge(
+            frame, False, transaction=transaction, receipt=receipt, headers=headers
+        )
 
     def _acknowledge(
-        self, frame: Frame, positive: bool, transaction: str | None, receipt: bool = False
+        self,
+        frame: Frame,
+        positive: bool,
+        *,
+        transaction: str | None = None,
+        receipt: bool | str = False,
+        headers: Headers | None = None,
     ) -> Receipt | None:
         connection = self._live()
         acker = getattr(frame, "_acker", None)
@@ -493,19 +883,27 @@ class Client(EventHandling, Reconnecting, Sending):
             )
         if positive:
             return self._perform(
-                lambda s: s.ack(frame, transaction=transaction, receipt=receipt), connection
+                lambda s: s.ack(frame, transaction=transaction, receipt=receipt, headers=headers),
+                connection,
             )
         return self._perform(
-            lambda s: s.nack(frame, transaction=transaction, receipt=receipt), connection
+            lambda s: s.nack(frame, transaction=transaction, receipt=receipt, headers=headers),
+            connection,
         )
 
-    def begin(self, id: str | None = None) -> Transaction:
-        """Begin a transaction."""
+    def begin(
+        self,
+        id: str | None = None,
+        *,
+        receipt: bool | str = False,
+        headers: Headers | None = None,
+    ) -> Transaction:
+        """Begin a transaction on the live connection (it cannot outlive that connection)."""
         created: list[Transaction] = []
 
         def build(session: ClientProtocol) -> Outgoing:
-            tx_id, outgoing = session.begin(id)
-            created[:] = [Transaction(self, tx_id)]
+            tx_id, outgoing = session.begin(id, receipt=receipt, headers=headers)
+            created[:] = [Transaction(self, tx_id, session)]
             self._transactions[tx_id] = created[0]
             return outgoing
 
@@ -518,19 +916,34 @@ class Client(EventHandling, Reconnecting, Sending):
         with self.begin() as tx:
             yield tx
 
-    def _end_transaction(self, tx: Transaction, command: str, receipt: bool) -> Receipt | None:
+    def is_open(self, tx: Transaction) -> bool:
+        return self._transactions.get(tx.id) is tx
+
+    def end_transaction(
+        self,
+        tx: Transaction,
+        command: str,
+        receipt: bool | str,
+        headers: Mapping[str, str] | None,
+    ) -> Receipt | None:
         if tx.lost is not None:
             raise ConnectionClosed(
                 f"transaction {tx.id} was aborted by the broker when the connection ended "
                 f"({tx.lost})"
             )
+        connection = self._lifecycle.connection
+        if connection is None or connection.protocol is not tx.session:
+            raise ConnectionClosed(
+                f"transaction {tx.id} was begun on a connection that has ended; the broker "
+                "aborted it there"
+            )
 
         def build(session: ClientProtocol) -> Outgoing:
             if command == "COMMIT":
-                outgoing = session.commit(tx.id, receipt=receipt)
+                outgoing = session.commit(tx.id, receipt=receipt, headers=headers)
             else:
-                outgoing = session.abort(tx.id, receipt=receipt)
+                outgoing = session.abort(tx.id, receipt=receipt, headers=headers)
             self._transactions.pop(tx.id, None)
             return outgoing
 
-        return self._perform(build)
+        return self._perform(build, connection)

@@ -15,6 +15,18 @@ purpose: a broker that stops reading from us while its own writes to us are bloc
 writer also writes the frames that other threads queued before it, in order. (Writing
 those in one socket write was measured and not kept: no gain, see benchmarks/RESULTS.md.)
 
+A write waits for ``_write_lock`` at most ``write_timeout`` (the writer holding it is itself
+bounded by the transport's write timeout): past that the connection is declared stuck and
+aborted, so no thread, the heart-beat thread and ``disconnect()`` included, waits behind a
+blocked writer for longer than its own bound. ``disconnect()`` passes its own, shorter,
+deadline.
+
+What a connection reports to its client, in order, on the reader thread: the events of each
+read (after CONNECTED, the SUBSCRIBE frames repeating the previous session's subscriptions
+are queued under ``lock`` before anything else can be, and the heart-beat thread starts),
+then, exactly once, its end. A protocol violation is the last event of its read: the events
+before it are handled first, so nothing received intact is lost.
+
 Heart-beats: the heart-beat thread sends an EOL when nothing was written for the negotiated
 interval and declares the broker dead after the tolerated silence. The reader calls user
 code, so it may be busy for a long time; the broker is not blamed for that: while the reader
@@ -31,16 +43,54 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import ConnectionClosed, HeartbeatTimeout, ProtocolError
-from .protocol import HEARTBEAT_BYTES, ClientProtocol, Event, Lost, Outgoing
+from .frame import Frame
+from .protocol import (
+    HEARTBEAT_BYTES,
+    ClientProtocol,
+    Connected,
+    Event,
+    Lost,
+    Outgoing,
+    ProtocolViolation,
+)
 from .transport import Transport
 
-__all__ = ["Connection", "ConnectionHandler"]
+if TYPE_CHECKING:
+    from .handles import Receipt
+
+__all__ = ["ConnectAttempt", "Connection", "ConnectionHandler"]
 
 logger = logging.getLogger("stompws.connection")
 _numbers = itertools.count(1)
+
+
+class ConnectAttempt:
+    """The connecting thread's view of one attempt: the first outcome wins."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.frame: Frame | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def succeed(self, frame: Frame) -> bool:
+        with self._lock:
+            if self.done.is_set():
+                return False
+            self.frame = frame
+            self.done.set()
+            return True
+
+    def fail(self, error: BaseException) -> bool:
+        with self._lock:
+            if self.done.is_set():
+                return False
+            self.error = error
+            self.done.set()
+            return True
 
 
 class ConnectionHandler(Protocol):
@@ -57,15 +107,30 @@ class ConnectionHandler(Protocol):
 
 class Connection:
     def __init__(
-        self, transport: Transport, protocol: ClientProtocol, handler: ConnectionHandler
+        self,
+        transport: Transport,
+        protocol: ClientProtocol,
+        handler: ConnectionHandler,
+        *,
+        write_timeout: float = 10.0,
     ) -> None:
         self.transport = transport
         self.protocol = protocol
         self.number = next(_numbers)
+        self.write_timeout = write_timeout
         self.lock = threading.Lock()
         self.ended = threading.Event()  # set once the end has been reported
         self.reason: BaseException | None = None
         self.ending_requested = False  # disconnect() asked for the end: it is no failure
+        # The RECEIPT handles waiting on this connection, by receipt id: the session says
+        # which receipts are pending; this only maps them to their handles (under ``lock``).
+        self.receipts: dict[str, Receipt] = {}
+        # The last ERROR the broker sent, while it may still be why the broker closes: see
+        # ``Client.connection_lost``. ``error_mark`` is how many frames had been queued when
+        # it arrived; ``error_at`` when (monotonic clock).
+        self.unanswered_error: BaseException | None = None
+        self.error_mark = 0
+        self.error_at = 0.0
         self._handler = handler
         self._end_reason: BaseException | None = None
         self._busy_since: float | None = None  # the reader is in user code since then
@@ -74,6 +139,7 @@ class Connection:
         )
         self.heartbeat_thread: threading.Thread | None = None
         self.acker: object = None  # set by the client: what frame.ack() calls
+        self.attempt = ConnectAttempt()  # resolved by its CONNECTED, ERROR or end
         # The write queue (module docstring). Appended to under ``lock``, emptied under
         # ``_write_lock``; a frame's ticket is its number in the order of queueing.
         self._write_lock = threading.Lock()
@@ -92,20 +158,33 @@ class Connection:
     def on_reader_thread(self) -> bool:
         return threading.current_thread() is self.reader_thread
 
+    @property
+    def closing(self) -> bool:
+        """Ended, or asked to end: a reader waiting for buffer room stops waiting."""
+        return self.ending_requested or self._end_reason is not None or self.ended.is_set()
+
     # -- writing ---------------------------------------------------------------------------
 
-    def perform(self, build: Callable[[ClientProtocol], Outgoing]) -> Outgoing:
+    def perform(
+        self, build: Callable[[ClientProtocol], Outgoing], deadline: float | None = None
+    ) -> Outgoing:
         """Build a frame with the session and queue it, as one step under ``lock``; then
         write it (module docstring) and return once it is on the wire.
 
         ``build`` may raise (``UsageError``, ``NotConnected``): then nothing is written.
-        A failed write ends the connection and raises ``ConnectionClosed``.
+        A failed write ends the connection and raises ``ConnectionClosed``; so does a write
+        that cannot start before ``deadline`` (default: ``write_timeout`` from now).
         """
         with self.lock:
             outgoing = build(self.protocol)
             ticket = self._enqueue(outgoing.data)
-        self._flush(ticket)
+        self._flush(ticket, deadline)
         return outgoing
+
+    @property
+    def next_ticket(self) -> int:
+        """The ticket the next frame queued will get (read under ``lock``)."""
+        return self._queued + 1
 
     def _enqueue(self, data: bytes) -> int:
         """Queue ``data`` (under ``lock``); its ticket for ``_flush``."""
@@ -118,11 +197,22 @@ class Connection:
         self.protocol.note_sent(time.monotonic())
         return self._queued
 
-    def _flush(self, ticket: int) -> None:
+    def _flush(self, ticket: int, deadline: float | None = None) -> None:
         """Return once the frame with ``ticket`` is written, by this thread or another."""
-        with self._write_lock:
+        if deadline is None:
+            deadline = time.monotonic() + self.write_timeout
+        if not self._write_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            error = ConnectionClosed(
+                f"write to {self.transport.endpoint.url} did not start in time: another "
+                "write is blocked (the broker stopped reading); the connection was aborted"
+            )
+            self.abort(error)
+            raise error
+        try:
             if self._written < ticket:
                 self._write_queued()
+        finally:
+            self._write_lock.release()
 
     def _write_queued(self) -> None:
         """Write every queued frame, in order (under ``_write_lock``)."""
@@ -148,20 +238,32 @@ class Connection:
 
     def join(self, deadline: float) -> None:
         """Wait (until ``deadline`` on the monotonic clock, at least briefly) for the
-        connection's threads to finish; the calling thread is skipped."""
+        connection's threads to finish. Skipped: the calling thread, a thread never
+        started, and the heart-beat thread when called from the reader (it ends only once
+        the reader has reported the end)."""
+        current = threading.current_thread()
         for thread in (self.reader_thread, self.heartbeat_thread):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(max(deadline - time.monotonic(), 0.05))
+            if thread is None or thread is current or thread.ident is None:
+                continue
+            if thread is self.heartbeat_thread and current is self.reader_thread:
+                continue
+            thread.join(max(deadline - time.monotonic(), 0.05))
 
-    def end_gracefully(self) -> None:
+    def end_gracefully(self, deadline: float | None = None) -> None:
         """Ask the broker to close (after DISCONNECT): a WebSocket close, a TCP half-close."""
         self.ending_requested = True
-        with self._write_lock:
-            try:
-                self._write_queued()  # what was queued before goes out before the close
-            except ConnectionClosed:
-                return  # the reader reports the end
+        if deadline is None:
+            deadline = time.monotonic() + self.write_timeout
+        if not self._write_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            self.abort()
+            return
+        try:
+            self._write_queued()  # what was queued before goes out before the close
             self.transport.close_gracefully()
+        except ConnectionClosed:
+            return  # the reader reports the end
+        finally:
+            self._write_lock.release()
 
     # -- the reader ------------------------------------------------------------------------
 
@@ -173,20 +275,38 @@ class Connection:
                 now = time.monotonic()
                 with self.lock:
                     events = self.protocol.receive_data(data, now)
+                    tickets = self._after_connected(events)
+                for ticket in tickets:
+                    self._flush(ticket)
                 if events:
+                    violation = events[-1]
+                    if type(violation) is ProtocolViolation:
+                        logger.error("%r: %s", self, violation.error)
+                        self._dispatch(events[:-1], now)
+                        reason = violation.error
+                        break
                     self._dispatch(events, now)
-        except ProtocolError as error:
-            logger.error("%r: %s", self, error)
-            if error.events:
-                self._dispatch(error.events, time.monotonic())
-            reason = error
         except ConnectionClosed as error:
             reason = error
         except Exception as error:  # a bug of ours: report it as the end, never hang
             logger.exception("%r: reader failed", self)
             reason = error
+        except BaseException as error:  # SystemExit or KeyboardInterrupt from a listener
+            logger.error("%r: a listener raised %r; the connection ends", self, error)
+            reason = ConnectionClosed(f"a listener raised {error!r}; the connection was ended")
+            reason.__cause__ = error
         finally:
             self._finish(reason)
+
+    def _after_connected(self, events: list[Event]) -> list[int]:
+        """Under ``lock``: once CONNECTED arrived, queue the resubscriptions before any
+        other frame can be built; start heart-beating."""
+        for event in events:
+            if type(event) is Connected:
+                tickets = [self._enqueue(o.data) for o in self.protocol.resubscribe_all()]
+                self._start_heartbeats()
+                return tickets
+        return []
 
     def _dispatch(self, events: list[Event], now: float) -> None:
         self._busy_since = now
@@ -200,8 +320,12 @@ class Connection:
             reason = self._end_reason
         if self.ending_requested and not isinstance(reason, ProtocolError):
             reason = None
-        with self.lock, self._write_lock:  # never close the socket under a writer
+        with self.lock:
             lost = self.protocol.connection_lost()
+        # Never close the socket under a writer; a writer is bounded by its write timeout,
+        # and the abort below wakes it at once where the transport allows.
+        self.transport.abort()
+        with self._write_lock:
             try:
                 self.transport.close()
             except Exception:
@@ -214,7 +338,7 @@ class Connection:
 
     # -- heart-beats -----------------------------------------------------------------------
 
-    def start_heartbeats(self) -> None:
+    def _start_heartbeats(self) -> None:
         """Start the heart-beat thread when the session negotiated heart-beats."""
         protocol = self.protocol
         if protocol.send_interval is None and protocol.receive_timeout is None:

@@ -13,7 +13,9 @@ The tree is grouped by what the caller can do about the failure::
     ├── BrokerError                       the broker answered ERROR (``.frame`` holds it)
     ├── ProtocolError                     the peer broke STOMP: a malformed or oversized frame
     ├── ConnectionClosed                  an established connection ended (``.code``, ``.reason``)
-    │   └── HeartbeatTimeout (TimeoutError) the broker went silent for too long
+    │   ├── HeartbeatTimeout (TimeoutError) the broker went silent for too long
+    │   └── ReconnectFailed               ... and the reconnect policy gave up (``__cause__``:
+    │                                      the last attempt's error)
     ├── ReceiptTimeout (TimeoutError)     no RECEIPT arrived in time
     └── ReceiveTimeout (TimeoutError)     no message arrived in time (``Subscription.get``)
 
@@ -38,6 +40,7 @@ __all__ = [
     "ProtocolError",
     "ReceiptTimeout",
     "ReceiveTimeout",
+    "ReconnectFailed",
     "StompError",
     "UsageError",
 ]
@@ -81,13 +84,12 @@ class ProtocolError(StompError):
 
     ``offset`` is where in the received stream the problem was found, when known.
     ``frames`` holds what the parser completed before the problem in the same input, so
-    that nothing received intact is lost (``events``: the same, as session events).
+    that nothing received intact is lost.
     """
 
     def __init__(self, message: str, *, offset: int | None = None) -> None:
         self.offset = offset
         self.frames: list[Any] = []
-        self.events: list[Any] = []
         super().__init__(
             message if offset is None else f"{message} (at byte {offset} of the stream)"
         )
@@ -104,6 +106,10 @@ class ConnectionClosed(StompError):
 
 class HeartbeatTimeout(ConnectionClosed, TimeoutError):
     """The broker sent nothing, not even a heart-beat, for longer than the agreed tolerance."""
+
+
+class ReconnectFailed(ConnectionClosed):
+    """The connection was lost and the reconnect policy ran out of attempts."""
 
 
 class ReceiptTimeout(StompError, TimeoutError):

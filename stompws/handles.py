@@ -1,40 +1,62 @@
-"""What the client hands back: Receipt, Subscription and Transaction.
+"""What the client hands back: Receipt, Subscription, Transaction and Message.
 
-Every wait here has a timeout, and a wait that only the reader thread could satisfy is
-refused on the reader thread itself (inside a listener) with ``UsageError``, instead of
-deadlocking.
+Each depends on a narrow protocol, not on ``Client``. Every wait here has a timeout, and a
+wait that only the reader thread could satisfy is refused on the reader thread itself (inside
+a listener) with ``UsageError``, instead of deadlocking.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final, Protocol
 
 from .errors import NotConnected, ReceiptTimeout, ReceiveTimeout, StompError, UsageError
-from .frame import Frame
+from .frame import Frame, Headers
 
-if TYPE_CHECKING:
-    from .client import Client
-    from .connection import Connection
+__all__ = [
+    "DEFAULT_MAX_BUFFERED",
+    "OVERFLOW_POLICIES",
+    "Receipt",
+    "Subscription",
+    "Transaction",
+]
 
-__all__ = ["DEFAULT_MAX_BUFFERED", "Receipt", "Subscription", "Transaction"]
+logger = logging.getLogger("stompws.client")
 
 DEFAULT_MAX_BUFFERED = 1000
-_POLL = 0.25  # a blocked reader re-checks the connection this often (seconds)
+OVERFLOW_POLICIES: Final = ("block", "drop-oldest")
+_POLL = 0.25  # a blocked reader re-checks its connection this often (seconds)
+
+
+class ReaderAware(Protocol):
+    """The connection a handle belongs to, as far as a handle needs to know it."""
+
+    @property
+    def on_reader_thread(self) -> bool: ...
+
+    @property
+    def closing(self) -> bool: ...
 
 
 class Receipt:
-    """A pending RECEIPT; ``wait`` returns the RECEIPT frame or raises why it never came."""
+    """A pending RECEIPT; ``wait`` returns the RECEIPT frame or raises why it never came.
 
-    def __init__(self, receipt_id: str, command: str, connection: Connection, default: float):
+    It resolves exactly once: by its RECEIPT, by an ERROR that names it, or by the end of
+    its connection; whichever comes first.
+    """
+
+    def __init__(self, receipt_id: str, command: str, connection: ReaderAware, default: float):
         self.id = receipt_id
         self.command = command
+        self.ticket = 0  # the place of its frame in the connection's write order
         self._connection = connection
         self._default_timeout = default
         self._done = threading.Event()
+        self._lock = threading.Lock()
         self._frame: Frame | None = None
         self._error: BaseException | None = None
 
@@ -65,14 +87,33 @@ class Receipt:
         assert self._frame is not None  # set before _done
         return self._frame
 
-    def _resolve(self, frame: Frame) -> None:
-        self._frame = frame
-        self._done.set()
+    def _resolve(self, frame: Frame) -> bool:
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._frame = frame
+            self._done.set()
+            return True
 
-    def _fail(self, error: BaseException) -> None:
-        if not self._done.is_set():
+    def _fail(self, error: BaseException) -> bool:
+        with self._lock:
+            if self._done.is_set():
+                return False
             self._error = error
             self._done.set()
+            return True
+
+
+class SubscriptionOwner(Protocol):
+    def unsubscribe(
+        self,
+        subscription: Subscription | str,
+        *,
+        receipt: bool | str = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> Receipt | None: ...
+
+    def refuse_on_reader(self, what: str) -> None: ...
 
 
 class Subscription:
@@ -80,36 +121,44 @@ class Subscription:
 
     Its messages go to the listeners' ``on_message`` and to ``callback`` when one was given.
     A subscription without a callback also keeps its messages in a buffer of at most
-    ``max_buffered`` frames for ``get()`` and iteration. When that buffer is full:
+    ``max_buffered`` frames for ``get()`` and iteration. When that buffer is full, what
+    happens is the subscription's own ``overflow`` policy, never a side effect of listeners:
 
-    * if some listener handles messages (overrides ``on_message``), the oldest buffered
-      frame is dropped (that listener already had it) and counted in ``discarded``;
-    * otherwise the reader waits until ``get()`` makes room, so the broker is slowed down
-      (TCP flow control) and nothing is lost. While it waits, bytes arriving count as a sign
-      of life for the heart-beat check.
+    * ``"block"`` (the default): the reader waits until ``get()`` makes room, so the broker
+      is slowed down (TCP flow control) and nothing is lost. While it waits, bytes arriving
+      count as a sign of life for the heart-beat check.
+    * ``"drop-oldest"``: the oldest buffered frame is dropped, counted in ``discarded`` and
+      logged (a warning for the first, then every 1000th).
     """
 
     def __init__(
         self,
-        client: Client,
+        owner: SubscriptionOwner,
         id: str,
         destination: str,
         ack: str,
         headers: tuple[tuple[str, str], ...],
         callback: Callable[[Frame], None] | None,
         max_buffered: int,
+        overflow: str = "block",
     ) -> None:
+        if max_buffered < 1:
+            raise UsageError(f"max_buffered must be at least 1, not {max_buffered}")
+        if overflow not in OVERFLOW_POLICIES:
+            raise UsageError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}")
         self.id = id
         self.destination = destination
         self.ack = ack
         self.headers = headers
         self.callback = callback
         self.max_buffered = max_buffered
+        self.overflow = overflow
         self.discarded = 0
-        self._client = client
+        self._owner = owner
         self._buffer: collections.deque[Frame] = collections.deque()
         self._condition = threading.Condition()
         self._end: BaseException | None = None  # why no more messages will come
+        self._failed = False  # the end is a failure, not unsubscribe()/disconnect()
 
     def __repr__(self) -> str:
         return f"<Subscription {self.id} {self.destination} ack={self.ack}>"
@@ -119,19 +168,19 @@ class Subscription:
         return self._end is None
 
     def unsubscribe(
-        self, *, receipt: bool = False, headers: Mapping[str, str] | None = None
+        self, *, receipt: bool | str = False, headers: Mapping[str, str] | None = None
     ) -> Receipt | None:
-        return self._client.unsubscribe(self, receipt=receipt, headers=headers)
+        return self._owner.unsubscribe(self, receipt=receipt, headers=headers)
 
     def get(self, timeout: float | None = None) -> Frame:
         """The next buffered message; waits at most ``timeout`` seconds (None: until one
         comes or the subscription ends).
 
         Raises ``ReceiveTimeout``; ``NotConnected`` once unsubscribed or disconnected and
-        the buffer is empty; ``ConnectionClosed`` (or the error that ended it) when the
-        connection was lost.
+        the buffer is empty; the error that ended it (``ConnectionClosed``,
+        ``ReconnectFailed``...) when the subscription ended by a failure.
         """
-        self._client._refuse_on_reader("wait for a message with Subscription.get()")
+        self._owner.refuse_on_reader("wait for a message with Subscription.get()")
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._condition:
             while not self._buffer:
@@ -151,62 +200,123 @@ class Subscription:
             return frame
 
     def __iter__(self) -> Iterator[Frame]:
-        """Messages until ``unsubscribe()`` or ``disconnect()``; a lost connection raises."""
+        """Messages until ``unsubscribe()`` or ``disconnect()``; a failure raises."""
         while True:
             try:
                 yield self.get()
             except NotConnected:
+                if self._failed:
+                    raise
                 return
 
     # -- called by the client ----------------------------------------------------------------
 
-    def _deliver(self, frame: Frame, connection: Connection, listeners_have_it: bool) -> None:
-        if self.callback is not None:
-            return
+    def _deliver(self, frame: Frame, connection: ReaderAware) -> None:
         with self._condition:
             while len(self._buffer) >= self.max_buffered and self._end is None:
-                if listeners_have_it:
+                if self.overflow == "drop-oldest":
                     self._buffer.popleft()
                     self.discarded += 1
+                    if self.discarded % 1000 == 1:
+                        logger.warning(
+                            "subscription %s (%s) dropped its oldest buffered message: "
+                            "%d dropped so far (overflow='drop-oldest', max_buffered=%d)",
+                            self.id,
+                            self.destination,
+                            self.discarded,
+                            self.max_buffered,
+                        )
                     break
-                if connection.ended.is_set() or connection.ending_requested:
+                if connection.closing:
                     break
                 self._condition.wait(_POLL)
             self._buffer.append(frame)
             self._condition.notify_all()
 
-    def _close(self, error: StompError) -> None:
+    def _close(self, error: StompError, *, failed: bool) -> None:
         with self._condition:
             if self._end is None:
                 self._end = error
+                self._failed = failed
             self._condition.notify_all()
 
 
-class Transaction:
-    """An open transaction; ``with`` commits on success and aborts on an exception."""
+class TransactionOwner(Protocol):
+    def send(
+        self,
+        destination: str,
+        body: bytes | str = ...,
+        *,
+        headers: Headers | None = ...,
+        content_type: str | None = ...,
+        receipt: bool | str = ...,
+        transaction: str | None = ...,
+        content_length: bool = ...,
+    ) -> Receipt | None: ...
 
-    def __init__(self, client: Client, id: str) -> None:
+    def ack(
+        self,
+        frame: Frame,
+        *,
+        transaction: str | None = ...,
+        receipt: bool | str = ...,
+        headers: Headers | None = ...,
+    ) -> Receipt | None: ...
+
+    def nack(
+        self,
+        frame: Frame,
+        *,
+        transaction: str | None = ...,
+        receipt: bool | str = ...,
+        headers: Headers | None = ...,
+    ) -> Receipt | None: ...
+
+    def end_transaction(
+        self,
+        tx: Transaction,
+        command: str,
+        receipt: bool | str,
+        headers: Mapping[str, str] | None,
+    ) -> Receipt | None: ...
+
+    def is_open(self, tx: Transaction) -> bool: ...
+
+
+class Transaction:
+    """An open transaction; ``with`` commits on success and aborts on an exception.
+
+    It belongs to the connection it was begun on: the broker aborts it when that connection
+    ends, so committing it later raises ``ConnectionClosed``, also after a reconnect.
+    """
+
+    def __init__(self, owner: TransactionOwner, id: str, session: object) -> None:
         self.id = id
-        self._client = client
+        self._owner = owner
+        self.session = session
         self.lost: BaseException | None = None  # the connection ended while it was open
 
     def __repr__(self) -> str:
         return f"<Transaction {self.id}>"
 
     def send(self, destination: str, body: bytes | str, **options: Any) -> Receipt | None:
-        return self._client.send(destination, body, transaction=self.id, **options)
+        return self._owner.send(destination, body, transaction=self.id, **options)
 
-    def ack(self, frame: Frame) -> Receipt | None:
-        return self._client.ack(frame, transaction=self.id)
+    def ack(self, frame: Frame, **options: Any) -> Receipt | None:
+        return self._owner.ack(frame, transaction=self.id, **options)
 
-    def nack(self, frame: Frame) -> Receipt | None:
-        return self._client.nack(frame, transaction=self.id)
+    def nack(self, frame: Frame, **options: Any) -> Receipt | None:
+        return self._owner.nack(frame, transaction=self.id, **options)
 
-    def commit(self, *, receipt: bool = False) -> Receipt | None:
-        return self._client._end_transaction(self, "COMMIT", receipt)
+    def commit(
+        self, *, receipt: bool | str = False, headers: Mapping[str, str] | None = None
+    ) -> Receipt | None:
+        return self._owner.end_transaction(self, "COMMIT", receipt, headers)
 
-    def abort(self, *, receipt: bool = False) -> Receipt | None:
-        return self._client._end_transaction(self, "ABORT", receipt)
+    def abort(
+        self, *, receipt: bool | str = False, headers: Mapping[str, str] | None = None
+    ) -> Receipt | None:
+        return self._owner.end_transaction(self, "ABORT", receipt, headers)
 
     def __enter__(self) -> Transaction:
         return self
@@ -214,5 +324,5 @@ class Transaction:
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         if kind is None:
             self.commit()
-        elif self.lost is None and self.id in self._client._transactions:
+        elif self.lost is None and self._owner.is_open(self):
             self.abort()

@@ -1,170 +1,182 @@
-"""The client's life cycle: its states, one connect attempt, and reconnecting after a loss.
+"""The client's life cycle: one state machine, its transitions in one table, under one lock.
 
-``Reconnecting`` is a part of ``Client`` kept in its own module: the supervisor loop that,
-after an established connection is lost, waits by the ``Reconnect`` policy, tries every URL,
-subscribes again with the same ids, and gives up after the policy's attempts. It runs on its
-own thread (``stompws-reconnect-N``), never in a listener, and never recursively.
+Every change of the client's state is a ``Trigger`` fired at ``Lifecycle``: the table below
+says, for the current state, which state follows; a trigger the table does not list for a
+state is refused (``fire`` returns None and nothing changes). The lock is held only for the
+look-up and the assignment, never while user code or I/O runs: the caller tells the
+listeners after the transition, with no lock held.
+
+Who fires what:
+
+* the caller's thread: CONNECT (``connect()``), DISCONNECT and CLOSED (``disconnect()``),
+  ATTEMPTS_FAILED (``connect()`` tried every URL);
+* ``connect()``'s thread or the reconnect supervisor: OPENING and OPENED for each attempt;
+* the connection's reader thread: ESTABLISHED (its CONNECTED arrived) and LOST / LOST_RETRY
+  (it ended; LOST_RETRY when a reconnect policy applies);
+* the supervisor: GAVE_UP.
+
+The triggers that name a connection (ESTABLISHED, LOST, LOST_RETRY) count only for the
+current one: a stale connection's report changes nothing. DISCONNECT is accepted in every
+state but the last two, so ``disconnect()`` wins over a connect or reconnect in flight: the
+attempt's OPENING / OPENED are refused afterwards, and an attempt already opened is the
+current connection, which ``disconnect()`` ends itself.
 """
 
 from __future__ import annotations
 
 import enum
-import itertools
-import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-from .errors import NotConnected, StompError
-from .frame import Frame
-from .protocol import ClientProtocol, Outgoing, SubscriptionInfo
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from .connection import Connection
-    from .handles import Receipt, Subscription
-    from .reconnect import Reconnect
-    from .transport import Endpoint
+    from .transport import HandshakeGuard
 
-__all__ = ["ClientState", "ConnectAttempt", "Reconnecting"]
-
-logger = logging.getLogger("stompws.client")
-_reconnectors = itertools.count(1)
+__all__ = ["TRANSITIONS", "ClientState", "Lifecycle", "Trigger"]
 
 
 class ClientState(enum.Enum):
     NEW = "new"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"  # lost; the reconnect policy is trying again
-    DISCONNECTING = "disconnecting"
-    DISCONNECTED = "disconnected"  # the connection was lost; connect() may be called again
-    CLOSED = "closed"  # disconnect() was called: final
+    CONNECTING = "connecting"  # connect() is trying the URLs
+    CONNECTED = "connected"  # the current connection has its CONNECTED
+    RECONNECTING = "reconnecting"  # lost; the reconnect supervisor is trying again
+    DISCONNECTING = "disconnecting"  # disconnect() is under way
+    DISCONNECTED = "disconnected"  # lost, not reconnecting; connect() may be called again
+    CLOSED = "closed"  # disconnect() finished: final
 
 
-class ConnectAttempt:
-    """connect()'s view of one attempt: the reader resolves it."""
+class Trigger(enum.Enum):
+    CONNECT = "connect() called"
+    OPENING = "an attempt starts its handshake"
+    OPENED = "an attempt's transport is open and its CONNECT written"
+    ESTABLISHED = "CONNECTED arrived on the current connection"
+    ATTEMPTS_FAILED = "connect() tried every URL in vain"
+    LOST = "the current connection ended"
+    LOST_RETRY = "the current connection ended and a reconnect policy applies"
+    GAVE_UP = "the reconnect policy ran out of attempts"
+    DISCONNECT = "disconnect() called"
+    CLOSED = "disconnect() finished"
+
+
+S, T = ClientState, Trigger
+
+TRANSITIONS: Final[dict[tuple[ClientState, Trigger], ClientState]] = {
+    (S.NEW, T.CONNECT): S.CONNECTING,
+    (S.DISCONNECTED, T.CONNECT): S.CONNECTING,
+    # An attempt may open a handshake and a connection only while someone wants one.
+    (S.CONNECTING, T.OPENING): S.CONNECTING,
+    (S.CONNECTING, T.OPENED): S.CONNECTING,
+    (S.RECONNECTING, T.OPENING): S.RECONNECTING,
+    (S.RECONNECTING, T.OPENED): S.RECONNECTING,
+    (S.CONNECTING, T.ESTABLISHED): S.CONNECTED,
+    (S.RECONNECTING, T.ESTABLISHED): S.CONNECTED,
+    (S.CONNECTING, T.ATTEMPTS_FAILED): S.DISCONNECTED,
+    # A loss while an attempt is still waiting for CONNECTED fails that attempt only.
+    (S.CONNECTING, T.LOST): S.CONNECTING,
+    (S.CONNECTING, T.LOST_RETRY): S.CONNECTING,
+    (S.RECONNECTING, T.LOST): S.RECONNECTING,
+    (S.RECONNECTING, T.LOST_RETRY): S.RECONNECTING,
+    (S.CONNECTED, T.LOST): S.DISCONNECTED,
+    (S.CONNECTED, T.LOST_RETRY): S.RECONNECTING,
+    (S.RECONNECTING, T.GAVE_UP): S.DISCONNECTED,
+    (S.NEW, T.DISCONNECT): S.DISCONNECTING,
+    (S.CONNECTING, T.DISCONNECT): S.DISCONNECTING,
+    (S.CONNECTED, T.DISCONNECT): S.DISCONNECTING,
+    (S.RECONNECTING, T.DISCONNECT): S.DISCONNECTING,
+    (S.DISCONNECTED, T.DISCONNECT): S.DISCONNECTING,
+    (S.DISCONNECTING, T.CLOSED): S.CLOSED,
+}
+
+# Triggers that are only meaningful from the connection they name.
+_ABOUT_A_CONNECTION: Final = frozenset({T.ESTABLISHED, T.LOST, T.LOST_RETRY})
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    before: ClientState
+    after: ClientState
+    connection: Connection | None  # the current connection once the transition is made
+
+
+class Lifecycle:
+    """The client's state, its current connection and the attempt in flight, under one lock."""
 
     def __init__(self) -> None:
-        self.done = threading.Event()
-        self.frame: Frame | None = None
-        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self.state = ClientState.NEW
+        self.connection: Connection | None = None  # the current (or last) connection
+        self.guard: HandshakeGuard | None = None  # the handshake in flight, if any
+        self._attempts_in_flight = 0
 
-    def succeed(self, frame: Frame) -> None:
-        self.frame = frame
-        self.done.set()
+    def fire(
+        self,
+        trigger: Trigger,
+        connection: Connection | None = None,
+        guard: HandshakeGuard | None = None,
+    ) -> Transition | None:
+        """Make the transition the table gives, or refuse (None) and change nothing.
 
-    def fail(self, error: BaseException) -> None:
-        if not self.done.is_set():
-            self.error = error
-            self.done.set()
-
-
-def _resubscription(info: SubscriptionInfo) -> Callable[[ClientProtocol], Outgoing]:
-    return lambda session: session.resubscribe(info)
-
-
-class Reconnecting:
-    _lock: threading.Lock
-    _state: ClientState
-    _state_changed: threading.Condition
-    _connection: Connection | None
-    _subscriptions: dict[str, Subscription]
-    _reconnect: Reconnect | None
-    _reconnector: threading.Thread | None
-    _stop_reconnecting: threading.Event
-    _endpoints: list[Endpoint]
-    connect_timeout: float
-
-    if TYPE_CHECKING:  # provided by Client
-
-        def _connect_to(self, endpoint: Endpoint, seconds: float) -> Frame:
-            raise NotImplementedError
-
-        def _perform(
-            self,
-            build: Callable[[ClientProtocol], Outgoing],
-            connection: Connection | None = None,
-        ) -> Receipt | None:
-            raise NotImplementedError
-
-    def _connection_ended(
-        self, connection: Connection, failure: StompError
-    ) -> tuple[list[Subscription], bool]:
+        OPENING registers ``guard`` (the handshake that DISCONNECT aborts) and counts an
+        attempt in flight until ``attempt_over()``; OPENED makes ``connection`` the current
+        one.
+        """
         with self._lock:
-            if self._connection is not connection or self._state is not ClientState.CONNECTED:
-                return [], False  # an attempt that failed, or the end that disconnect() asked for
-            if self._reconnect is not None and not connection.ending_requested:
-                self._state = ClientState.RECONNECTING
-                self._state_changed.notify_all()
-                return [], True
-            self._state = ClientState.DISCONNECTED
-            self._state_changed.notify_all()
-            subscriptions = list(self._subscriptions.values())
-            self._subscriptions.clear()
-        return subscriptions, False
+            before = self.state
+            if trigger in _ABOUT_A_CONNECTION and connection is not self.connection:
+                return None
+            after = TRANSITIONS.get((before, trigger))
+            if after is None:
+                return None
+            self.state = after
+            if trigger is T.OPENING:
+                self.guard = guard
+                self._attempts_in_flight += 1
+            elif trigger is T.OPENED:
+                self.guard = None
+                self.connection = connection
+            self._changed.notify_all()
+            return Transition(before, after, self.connection)
 
-    def _start_reconnecting(self) -> None:
+    def attempt_over(self) -> None:
+        """An attempt counted by OPENING has ended: its connection is the current one, or
+        it was refused and closed by the attempt itself."""
         with self._lock:
-            if self._state is not ClientState.RECONNECTING:
-                return
-            self._stop_reconnecting.clear()
-            thread = threading.Thread(
-                target=self._reconnect_loop,
-                name=f"stompws-reconnect-{next(_reconnectors)}",
-                daemon=True,
-            )
-            self._reconnector = thread
-        thread.start()
+            self.guard = None
+            self._attempts_in_flight -= 1
+            self._changed.notify_all()
 
-    def _reconnect_loop(self) -> None:
-        """The supervisor: wait, try every URL, subscribe again; until CONNECTED or given up."""
-        assert self._reconnect is not None  # only started when a policy is set
-        last: StompError | None = None
-        tries = 0
-        for delay in self._reconnect.delays():
-            if self._stop_reconnecting.wait(delay):
-                return
-            tries += 1
-            for endpoint in self._endpoints:
-                if self._stop_reconnecting.is_set():
-                    return
-                try:
-                    self._connect_to(endpoint, self.connect_timeout)
-                    connection = self._connection
-                    assert connection is not None  # set by _connect_to
-                    self._resubscribe(connection)
-                except StompError as error:
-                    last = error
-                    logger.info("reconnect to %s failed: %s", endpoint.url, error)
-                    continue
-                with self._lock:
-                    stale = self._state is not ClientState.RECONNECTING
-                    if not stale and not connection.ended.is_set():
-                        self._state = ClientState.CONNECTED
-                        self._state_changed.notify_all()
-                        return
-                if stale:
-                    # disconnect() came while this attempt was under way and may be gone
-                    # already: this connection is nobody's, so end it here.
-                    connection.ending_requested = True
-                    connection.abort()
-                    connection.join(time.monotonic() + 1.0)
-                    return
+    def wait_for_attempts(self, deadline: float) -> bool:
+        """Wait until no attempt is between OPENING and ``attempt_over``; False at the deadline."""
         with self._lock:
-            if self._state is not ClientState.RECONNECTING:
-                return
-            self._state = ClientState.DISCONNECTED
-            self._state_changed.notify_all()
-            subscriptions = list(self._subscriptions.values())
-            self._subscriptions.clear()
-        reason = NotConnected(f"gave up reconnecting after {tries} attempts: {last}")
-        for subscription in subscriptions:
-            subscription._close(reason)
+            while self._attempts_in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
 
-    def _resubscribe(self, connection: Connection) -> None:
-        for subscription in list(self._subscriptions.values()):
-            info = SubscriptionInfo(
-                subscription.id, subscription.destination, subscription.ack, subscription.headers
-            )
-            self._perform(_resubscription(info), connection)
+    def wait_while(self, state: ClientState, deadline: float) -> ClientState:
+        """Wait while the state is ``state`` (at most until ``deadline``); the state then."""
+        with self._lock:
+            while self.state is state:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self.state
+
+    def wait_for(self, state: ClientState, deadline: float) -> bool:
+        with self._lock:
+            while self.state is not state:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+    def snapshot(self) -> tuple[ClientState, Connection | None]:
+        with self._lock:
+            return self.state, self.connection

@@ -1,13 +1,15 @@
 """Listeners: the callback objects a client calls, ready-made ones, and error-isolating dispatch.
 
 Which thread calls a listener: the connection's reader thread calls ``on_connected``,
-``on_message``, ``on_receipt``, ``on_error``, ``on_heartbeat`` and ``on_disconnected``
-(after a loss); the heart-beat thread calls ``on_heartbeat_timeout``; the thread that sends a
-frame calls ``on_send``; ``connect()``'s thread calls ``on_connecting``, and
-``disconnect()``'s thread calls ``on_disconnected(None)``. No client lock is held during any
-call, so a listener may send, subscribe, ack and disconnect. It must not block waiting for
-something only the reader can deliver (a receipt, a message): the client refuses such
-waits from the reader thread with ``UsageError`` instead of deadlocking.
+``on_message``, ``on_receipt``, ``on_error``, ``on_heartbeat`` and ``on_disconnected`` (at
+the end of its connection: ``None`` when ``disconnect()`` asked for it); the heart-beat
+thread calls ``on_heartbeat_timeout``; the thread that sends a frame calls ``on_send``;
+``connect()``'s thread or the reconnect supervisor calls ``on_connecting`` (and
+``on_disconnected`` for an attempt that failed before its connection existed); the
+supervisor calls ``on_disconnected(ReconnectFailed)`` when it gives up. No client lock is
+held during any call, so a listener may send, subscribe, ack and disconnect. It must not
+block waiting for something only the reader can deliver (a receipt, a message): the client
+refuses such waits from the reader thread with ``UsageError`` instead of deadlocking.
 """
 
 from __future__ import annotations

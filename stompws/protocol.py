@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -39,6 +39,7 @@ __all__ = [
     "Lost",
     "MessageReceived",
     "Outgoing",
+    "ProtocolViolation",
     "ReceiptReceived",
     "State",
     "SubscriptionInfo",
@@ -108,6 +109,17 @@ class HeartbeatReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    """The broker broke STOMP; always the last event: the session accepts nothing after it.
+
+    The events before it in the same batch came from frames received intact, so a caller
+    handles them first and then ends the connection with ``error``.
+    """
+
+    error: ProtocolError
+
+
+@dataclass(frozen=True, slots=True)
 class Lost:
     """What was in flight when the connection ended: these will never be answered."""
 
@@ -115,9 +127,17 @@ class Lost:
     open_transactions: tuple[str, ...] = ()
 
 
-Event = Connected | MessageReceived | ReceiptReceived | ErrorReceived | HeartbeatReceived
+Event = (
+    Connected
+    | MessageReceived
+    | ReceiptReceived
+    | ErrorReceived
+    | HeartbeatReceived
+    | ProtocolViolation
+)
 
 _HEARTBEAT_EVENT: Final = HeartbeatReceived()
+
 _FRAMES_FROM_BROKER: Final = frozenset({"CONNECTED", "MESSAGE", "RECEIPT", "ERROR"})
 
 
@@ -134,7 +154,15 @@ class ClientProtocol:
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
         max_header_line: int = DEFAULT_MAX_HEADER_LINE,
         id_prefix: str = "",
+        ids: Iterator[int] | None = None,
+        subscriptions: Iterable[SubscriptionInfo] = (),
     ) -> None:
+        """``ids`` numbers the ids this session chooses (subscriptions, transactions,
+        receipts): pass one counter to every session of a client, so that an id is never
+        reused on a later connection, where it could meet a stale handle (a commit of a
+        transaction begun before a reconnect). ``subscriptions`` are those of the previous
+        session of the same client: ``resubscribe_all()`` repeats them after CONNECTED.
+        """
         offered = tuple(sorted(set(versions)))
         unknown = [v for v in offered if v not in VERSIONS]
         if not offered or unknown:
@@ -156,7 +184,8 @@ class ClientProtocol:
         self.session: str | None = None
         self.send_interval: float | None = None
         self.receive_timeout: float | None = None
-        self.subscriptions: dict[str, SubscriptionInfo] = {}
+        self.subscriptions: dict[str, SubscriptionInfo] = {info.id: info for info in subscriptions}
+        self._inherited = tuple(self.subscriptions.values())
         self.transactions: dict[str, None] = {}  # insertion-ordered set of open ids
         self.pending_receipts: dict[str, str] = {}  # receipt id -> command it was asked for
         self.disconnect_receipt: str | None = None
@@ -170,7 +199,8 @@ class ClientProtocol:
             max_header_count=max_header_count,
             max_header_line=max_header_line,
         )
-        self._ids = itertools.count(1)
+        self._violation: ProtocolViolation | None = None
+        self._ids = ids if ids is not None else itertools.count(1)
         self._id_prefix = id_prefix
 
     # -- sending ---------------------------------------------------------------------------
@@ -212,7 +242,7 @@ class ClientProtocol:
         headers: Headers | None = None,
         content_type: str | None = None,
         transaction: str | None = None,
-        receipt: bool = False,
+        receipt: bool | str = False,
         content_length: bool = True,
     ) -> Outgoing:
         self._require_connected("SEND")
@@ -231,7 +261,7 @@ class ClientProtocol:
         ack: str = "auto",
         headers: Headers | None = None,
         id: str | None = None,
-        receipt: bool = False,
+        receipt: bool | str = False,
     ) -> tuple[SubscriptionInfo, Outgoing]:
         self._require_connected("SUBSCRIBE")
         if ack not in ACK_MODES:
@@ -249,16 +279,23 @@ class ClientProtocol:
         outgoing = self.resubscribe(info, receipt=receipt)
         return info, outgoing
 
-    def resubscribe(self, info: SubscriptionInfo, *, receipt: bool = False) -> Outgoing:
-        """SUBSCRIBE again as ``info`` describes (after a reconnect), keeping its id."""
+    def resubscribe(self, info: SubscriptionInfo, *, receipt: bool | str = False) -> Outgoing:
+        """SUBSCRIBE as ``info`` describes, keeping its id."""
         self._require_connected("SUBSCRIBE")
         pairs = [("destination", info.destination), ("id", info.id), ("ack", info.ack)]
         outgoing = self._build("SUBSCRIBE", pairs + list(info.headers), b"", receipt, False)
         self.subscriptions[info.id] = info
         return outgoing
 
+    def resubscribe_all(self) -> list[Outgoing]:
+        """The SUBSCRIBE frames that repeat the previous session's subscriptions, once,
+        right after CONNECTED (before any frame of the caller's can be built), so that no
+        id is subscribed twice on this connection."""
+        inherited, self._inherited = self._inherited, ()
+        return [self.resubscribe(info) for info in inherited]
+
     def unsubscribe(
-        self, id: str, *, receipt: bool = False, headers: Headers | None = None
+        self, id: str, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> Outgoing:
         """UNSUBSCRIBE; ``headers`` for broker extensions (RabbitMQ removes a durable
         subscription only when UNSUBSCRIBE says ``durable:true``)."""
@@ -274,19 +311,34 @@ class ClientProtocol:
         return outgoing
 
     def ack(
-        self, message: Frame, *, transaction: str | None = None, receipt: bool = False
+        self,
+        message: Frame,
+        *,
+        transaction: str | None = None,
+        receipt: bool | str = False,
+        headers: Headers | None = None,
     ) -> Outgoing:
-        return self._acknowledge("ACK", message, transaction, receipt)
+        return self._acknowledge("ACK", message, transaction, receipt, headers)
 
     def nack(
-        self, message: Frame, *, transaction: str | None = None, receipt: bool = False
+        self,
+        message: Frame,
+        *,
+        transaction: str | None = None,
+        receipt: bool | str = False,
+        headers: Headers | None = None,
     ) -> Outgoing:
         if self.version == "1.0":
             raise UsageError("NACK does not exist in STOMP 1.0; this session negotiated 1.0")
-        return self._acknowledge("NACK", message, transaction, receipt)
+        return self._acknowledge("NACK", message, transaction, receipt, headers)
 
     def _acknowledge(
-        self, command: str, message: Frame, transaction: str | None, receipt: bool
+        self,
+        command: str,
+        message: Frame,
+        transaction: str | None,
+        receipt: bool | str,
+        extra: Headers | None = None,
     ) -> Outgoing:
         self._require_connected(command)
         if message.command != "MESSAGE":
@@ -315,34 +367,43 @@ class ClientProtocol:
         if transaction is not None:
             self._require_transaction(transaction)
             pairs.append(("transaction", transaction))
-        return self._build(command, pairs, b"", receipt, False)
+        return self._build(command, _merge(pairs, extra), b"", receipt, False)
 
-    def begin(self, id: str | None = None, *, receipt: bool = False) -> tuple[str, Outgoing]:
+    def begin(
+        self, id: str | None = None, *, receipt: bool | str = False, headers: Headers | None = None
+    ) -> tuple[str, Outgoing]:
         self._require_connected("BEGIN")
         if id is None:
             id = self._new_id("tx")
         if id in self.transactions:
             raise UsageError(f"transaction {id!r} is already open")
-        outgoing = self._build("BEGIN", [("transaction", id)], b"", receipt, False)
+        outgoing = self._build("BEGIN", _merge([("transaction", id)], headers), b"", receipt, False)
         self.transactions[id] = None
         return id, outgoing
 
-    def commit(self, id: str, *, receipt: bool = False) -> Outgoing:
-        return self._end_transaction("COMMIT", id, receipt)
+    def commit(
+        self, id: str, *, receipt: bool | str = False, headers: Headers | None = None
+    ) -> Outgoing:
+        return self._end_transaction("COMMIT", id, receipt, headers)
 
-    def abort(self, id: str, *, receipt: bool = False) -> Outgoing:
-        return self._end_transaction("ABORT", id, receipt)
+    def abort(
+        self, id: str, *, receipt: bool | str = False, headers: Headers | None = None
+    ) -> Outgoing:
+        return self._end_transaction("ABORT", id, receipt, headers)
 
-    def _end_transaction(self, command: str, id: str, receipt: bool) -> Outgoing:
+    def _end_transaction(
+        self, command: str, id: str, receipt: bool | str, headers: Headers | None
+    ) -> Outgoing:
         self._require_connected(command)
         self._require_transaction(id)
-        outgoing = self._build(command, [("transaction", id)], b"", receipt, False)
+        pairs = _merge([("transaction", id)], headers)
+        outgoing = self._build(command, pairs, b"", receipt, False)
         del self.transactions[id]
         return outgoing
 
-    def disconnect(self, *, receipt: bool = True) -> Outgoing:
+    def disconnect(self, *, receipt: bool | str = True, headers: Headers | None = None) -> Outgoing:
         self._require_connected("DISCONNECT")
-        outgoing = self._build("DISCONNECT", [], b"", receipt, False)
+        outgoing = self._build("DISCONNECT", _merge([], headers), b"", receipt, False)
         self.disconnect_receipt = outgoing.receipt_id
         self.state = State.DISCONNECTING
         return outgoing
@@ -359,15 +420,27 @@ class ClientProtocol:
         Any byte counts as a sign of life, so ``last_received`` moves even when ``data``
         completes no frame.
         """
+        if self._violation is not None:
+            return [self._violation]  # the parser is broken after an error: it stays so
         if data:
             self.last_received = now
+        failure: ProtocolError | None = None
         try:
             items = self._parser.feed(data)
         except ProtocolError as error:
-            # The frames before the malformed one still count: hand them over with it.
-            error.events = [self._handle(item) for item in error.frames]
-            raise
-        return [self._handle(item) for item in items]
+            # The frames before the malformed one still count: they are handled first.
+            items, failure = error.frames, error
+        events: list[Event] = []
+        try:
+            for item in items:
+                events.append(self._handle(item))
+        except ProtocolError as error:
+            failure = error
+        if failure is not None:
+            self.state = State.CLOSED
+            self._violation = ProtocolViolation(failure)
+            events.append(self._violation)
+        return events
 
     def _handle(self, item: Frame | Heartbeat) -> Event:
         if isinstance(item, Heartbeat):
@@ -487,13 +560,21 @@ class ClientProtocol:
         command: str,
         pairs: list[tuple[str, str]],
         body: bytes | str,
-        receipt: bool,
+        receipt: bool | str,
         with_length: bool,
     ) -> Outgoing:
         receipt_id = None
-        if receipt:
+        if isinstance(receipt, str):
+            if not receipt:
+                raise UsageError("a receipt id must not be empty")
+            if receipt in self.pending_receipts:
+                raise UsageError(f"receipt id {receipt!r} is already waiting for its RECEIPT")
+            receipt_id = receipt
+        elif receipt:
             receipt_id = self._new_id("rcpt")
-            pairs = [*pairs, ("receipt", receipt_id)]
+        if receipt_id is not None:
+            pairs = [(name, value) for name, value in pairs if name != "receipt"]
+            pairs.append(("receipt", receipt_id))
         version = self.version or self.versions[-1]  # always set once CONNECTED
         outgoing = self._encode(Frame(command, pairs, body), version, with_length, receipt_id)
         if receipt_id is not None:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
-__all__ = ["Reconnect"]
+__all__ = ["MIN_RETRY_DELAY", "Reconnect"]
+
+MIN_RETRY_DELAY = 0.05  # seconds: the shortest wait before any try but the first
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,16 @@ class Reconnect:
             raise UsageError(f"attempts must be at least 1 (or None), not {self.attempts}")
 
     def delays(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
-        """The wait before each attempt, in seconds."""
+        """The wait before each attempt, in seconds.
+
+        Only the first may be shorter than ``MIN_RETRY_DELAY``: ``initial=0`` retries at
+        once after a loss, but a broker that accepts and drops every connection must not
+        get a hot loop of attempts (0 x multiplier stays 0 for ever).
+        """
         attempt = 0
         delay = self.initial
         while self.attempts is None or attempt < self.attempts:
             spread = 1.0 + self.jitter * (2.0 * rand() - 1.0)
             yield delay * spread
             attempt += 1
-            delay = min(delay * self.multiplier, self.maximum)
+            delay = max(min(delay * self.multiplier, self.maximum), MIN_RETRY_DELAY)

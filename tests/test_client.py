@@ -306,7 +306,9 @@ def test_malformed_frame_after_good_ones_keeps_them() -> None:
         client.disconnect()
 
 
-def test_error_then_close_fails_the_receipt_with_the_error() -> None:
+def test_unnamed_error_then_close_fails_the_receipt_as_a_loss_caused_by_the_error() -> None:
+    # The ERROR names no receipt: it cannot tell the caller that the broker refused this
+    # SEND, only that the connection ended (because of that ERROR).
     def script(peer: Peer) -> None:
         peer.accept_connect()
         peer.frame()
@@ -319,8 +321,10 @@ def test_error_then_close_fails_the_receipt_with_the_error() -> None:
         client.connect()
         receipt = client.send("/bad", "x", receipt=True)
         assert receipt is not None
-        with pytest.raises(BrokerError, match="no such destination"):
+        with pytest.raises(ConnectionClosed, match="no such destination") as raised:
             receipt.wait(5)
+        assert not isinstance(raised.value, BrokerError)
+        assert isinstance(raised.value.__cause__, BrokerError)
         assert recorder.names()[-2:] == ["error", "disconnected"]
         assert isinstance(recorder.events[-1][1], BrokerError)
         client.disconnect()

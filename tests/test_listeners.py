@@ -164,14 +164,29 @@ def test_full_buffer_without_listeners_holds_the_reader_and_loses_nothing() -> N
         client.disconnect()
 
 
-def test_full_buffer_with_a_message_listener_drops_the_oldest_copy() -> None:
+def test_a_message_listener_does_not_make_a_full_buffer_drop() -> None:
+    # Losing data is never a side effect: a listener that also sees the messages does not
+    # change what the buffer does when full (it holds the reader).
+    sent = threading.Event()
+    with fake_broker(buffered_script(20, sent)) as broker:  # type: ignore[arg-type]
+        client = client_for(broker.url)
+        client.add_listener(StatsListener())
+        client.connect()
+        subscription = client.subscribe("/q", max_buffered=2)
+        texts = [subscription.get(5).text for _ in range(20)]
+        assert texts == [f"m{n}" for n in range(20)]
+        assert subscription.discarded == 0
+        client.disconnect()
+
+
+def test_full_buffer_drops_the_oldest_only_when_asked() -> None:
     sent = threading.Event()
     with fake_broker(buffered_script(20, sent)) as broker:  # type: ignore[arg-type]
         waiting = WaitingListener()
         client = client_for(broker.url)
         client.add_listener(waiting)
         client.connect()
-        subscription = client.subscribe("/q", max_buffered=5)
+        subscription = client.subscribe("/q", max_buffered=5, overflow="drop-oldest")
         assert len(waiting.wait_for_messages(20, 5)) == 20
         assert [subscription.get(1).text for _ in range(5)] == [f"m{n}" for n in range(15, 20)]
         assert subscription.discarded == 15

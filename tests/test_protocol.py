@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from stompws import Frame, NotConnected, ProtocolError, State, UsageError
@@ -10,9 +12,12 @@ from stompws.protocol import (
     ClientProtocol,
     Connected,
     ErrorReceived,
+    Event,
     HeartbeatReceived,
     MessageReceived,
+    ProtocolViolation,
     ReceiptReceived,
+    SubscriptionInfo,
 )
 
 VERSIONS = ["1.0", "1.1", "1.2"]
@@ -41,8 +46,19 @@ def connected(
     if version == "1.0":
         del headers["version"]
     [event] = protocol.receive_data(wire("CONNECTED", headers), now)
+    if isinstance(event, ProtocolViolation):
+        raise event.error
     assert isinstance(event, Connected)
     return protocol
+
+
+def violated(events: list[Event]) -> None:
+    """Raise the protocol violation that ends ``events``, as a caller of the session would."""
+    assert events, "no events at all"
+    last = events[-1]
+    assert isinstance(last, ProtocolViolation), f"no violation in {events}"
+    assert not any(isinstance(event, ProtocolViolation) for event in events[:-1])
+    raise last.error
 
 
 def message(subscription: str, message_id: str = "m1", ack: str | None = "a1") -> Frame:
@@ -123,7 +139,7 @@ def test_version_not_offered_is_an_error() -> None:
     protocol = ClientProtocol(versions=["1.1", "1.2"])
     protocol.connect()
     with pytest.raises(ProtocolError, match="not offered"):
-        protocol.receive_data(wire("CONNECTED", {"session": "x"}), 0)  # no version: 1.0
+        violated(protocol.receive_data(wire("CONNECTED", {"session": "x"}), 0))  # no version: 1.0
 
 
 def test_connected_is_never_unescaped() -> None:
@@ -136,20 +152,20 @@ def test_connected_is_never_unescaped() -> None:
 def test_unexpected_connected() -> None:
     protocol = connected()
     with pytest.raises(ProtocolError, match="CONNECTED frame while"):
-        protocol.receive_data(wire("CONNECTED", {"version": "1.2"}), 0)
+        violated(protocol.receive_data(wire("CONNECTED", {"version": "1.2"}), 0))
 
 
 def test_message_before_connected() -> None:
     protocol = ClientProtocol()
     protocol.connect()
     with pytest.raises(ProtocolError, match="before CONNECTED"):
-        protocol.receive_data(wire("MESSAGE", {"subscription": "x"}), 0)
+        violated(protocol.receive_data(wire("MESSAGE", {"subscription": "x"}), 0))
 
 
 def test_client_frames_from_the_broker_are_errors() -> None:
     protocol = connected()
     with pytest.raises(ProtocolError, match="does not send SEND"):
-        protocol.receive_data(wire("SEND", {"destination": "/q"}), 0)
+        violated(protocol.receive_data(wire("SEND", {"destination": "/q"}), 0))
 
 
 def test_error_during_connect_closes() -> None:
@@ -401,7 +417,7 @@ def test_error_answers_a_receipt() -> None:
 
 def test_receipt_without_id_is_malformed() -> None:
     with pytest.raises(ProtocolError, match="receipt-id"):
-        connected().receive_data(wire("RECEIPT", {}), 0)
+        violated(connected().receive_data(wire("RECEIPT", {}), 0))
 
 
 def test_transactions() -> None:
@@ -473,3 +489,64 @@ def test_unsubscribe_with_extra_headers() -> None:
     info, _ = protocol.subscribe("/topic/t", headers={"durable": "true"})
     frame = sent(protocol.unsubscribe(info.id, headers={"durable": "true"}).data)
     assert frame.header_list == [("id", info.id), ("durable", "true")]
+
+
+def test_frames_before_a_violation_come_first_and_the_violation_last() -> None:
+    protocol = connected()
+    protocol.subscribe("/q", id="s")
+    data = wire("MESSAGE", message("s").headers) + wire("MESSAGE", message("s", "m2").headers)
+    events = protocol.receive_data(data + wire("RECEIPT", {}), 0)
+    assert [type(event) for event in events] == [
+        MessageReceived,
+        MessageReceived,
+        ProtocolViolation,
+    ]
+    assert protocol.state is State.CLOSED
+    # Nothing is accepted after a violation: the same violation again.
+    assert protocol.receive_data(wire("RECEIPT", {"receipt-id": "r"}), 1) == [events[-1]]
+
+
+def test_parser_errors_keep_the_frames_before_them() -> None:
+    protocol = connected()
+    protocol.subscribe("/q", id="s")
+    events = protocol.receive_data(wire("MESSAGE", message("s").headers) + b"BOGUS\n\n\x00", 0)
+    assert [type(event) for event in events] == [MessageReceived, ProtocolViolation]
+
+
+def test_ids_are_never_reused_by_later_sessions_of_one_counter() -> None:
+    ids = itertools.count(1)
+    first = ClientProtocol(ids=ids)
+    first.connect()
+    first.receive_data(wire("CONNECTED", {"version": "1.2"}), 0)
+    tx_first, _ = first.begin()
+    second = ClientProtocol(ids=ids)
+    second.connect()
+    second.receive_data(wire("CONNECTED", {"version": "1.2"}), 0)
+    tx_second, _ = second.begin()
+    assert tx_first != tx_second
+
+
+def test_inherited_subscriptions_are_repeated_once_after_connected() -> None:
+    info = SubscriptionInfo("s1", "/queue/a", "client", (("durable", "true"),))
+    protocol = ClientProtocol(subscriptions=[info])
+    protocol.connect()
+    protocol.receive_data(wire("CONNECTED", {"version": "1.2"}), 0)
+    [again] = protocol.resubscribe_all()
+    assert again.frame.command == "SUBSCRIBE"
+    assert again.frame.header_list == [
+        ("destination", "/queue/a"),
+        ("id", "s1"),
+        ("ack", "client"),
+        ("durable", "true"),
+    ]
+    assert protocol.resubscribe_all() == []
+    with pytest.raises(UsageError, match="already in use"):
+        protocol.subscribe("/queue/b", id="s1")
+
+
+def test_receipt_ids_chosen_by_the_caller() -> None:
+    protocol = connected()
+    out = protocol.send("/q", "x", receipt="mine-1")
+    assert out.receipt_id == "mine-1" and ("receipt", "mine-1") in out.frame.header_list
+    with pytest.raises(UsageError, match="already waiting"):
+        protocol.send("/q", "y", receipt="mine-1")

@@ -14,6 +14,7 @@ from stompws import (
     Frame,
     NotConnected,
     Reconnect,
+    ReconnectFailed,
     UsageError,
     WaitingListener,
 )
@@ -171,10 +172,14 @@ def test_gives_up_after_the_attempts() -> None:
         client.add_listener(waiting)
         client.connect()
         subscription = client.subscribe("/q", receipt=True)
-        with pytest.raises(NotConnected, match="gave up reconnecting after 3 attempts"):
+        with pytest.raises(ReconnectFailed, match="gave up reconnecting after 3 attempts"):
             subscription.get(10)
+        with pytest.raises(ReconnectFailed):
+            next(iter(subscription))  # a failure: iteration does not just end
         assert client.state is ClientState.DISCONNECTED
-        assert len(waiting.disconnects) == 4  # the loss and three refused attempts
+        # The loss, three refused attempts, and the end of reconnecting.
+        assert len(waiting.disconnects) == 5
+        assert isinstance(waiting.disconnects[-1], ReconnectFailed)
         client.disconnect()
 
 
