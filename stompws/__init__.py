@@ -23,7 +23,7 @@ from .errors import (
     UsageError,
 )
 from .frame import Frame
-from .handles import Receipt, Subscription, Transaction
+from .handles import Message, Receipt, Subscription, Transaction
 from .listener import Listener, PrintingListener, StatsListener, WaitingListener
 from .parser import HEARTBEAT, FrameParser, Heartbeat
 from .protocol import ClientProtocol, State
@@ -43,6 +43,7 @@ __all__ = [
     "Heartbeat",
     "HeartbeatTimeout",
     "Listener",
+    "Message",
     "NotConnected",
     "PrintingListener",
     "ProtocolError",

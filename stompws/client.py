@@ -38,7 +38,7 @@ from .errors import (
     UsageError,
 )
 from .frame import VERSIONS, Frame, Headers
-from .handles import DEFAULT_MAX_BUFFERED, Receipt, Subscription, Transaction
+from .handles import DEFAULT_MAX_BUFFERED, Message, Receipt, Subscription, Transaction
 from .lifecycle import ClientState, Lifecycle, Trigger
 from .listener import Listener, Listeners, isolated
 from .parser import DEFAULT_MAX_FRAME_SIZE
@@ -71,20 +71,6 @@ logger = logging.getLogger("stompws.client")
 # frames it had already read, as it does with the RECEIPT of a refused SUBSCRIBE). A later
 # close is not blamed on it: ActiveMQ keeps a connection open after some ERRORs.
 ERROR_ANSWER_WINDOW = 2.0
-
-
-class _Acker:
-    """Bound to each received MESSAGE as ``frame.ack()``; remembers the connection it came
-    over, because an ACK is only meaningful on that connection."""
-
-    __slots__ = ("client", "connection")
-
-    def __init__(self, client: Client, connection: Connection) -> None:
-        self.client = client
-        self.connection = connection
-
-    def __call__(self, frame: Frame, positive: bool, transaction: str | None) -> None:
-        self.client._acknowledge(frame, positive, transaction=transaction)
 
 
 class _AlreadySubscribed(Exception):
@@ -337,7 +323,6 @@ class Client:
             subscriptions=inherited,
         )
         connection = Connection(transport, protocol, self, write_timeout=self.write_timeout)
-        connection.acker = _Acker(self, connection)
         login = self._login if self._login is not None else endpoint.login
         passcode = self._passcode if self._passcode is not None else endpoint.passcode
         # CONNECT goes out before the reader starts, so that a peer closing at once cannot
@@ -534,8 +519,7 @@ class Client:
         self._listeners.call("on_receipt", event.frame)
 
     def _deliver(self, connection: Connection, event: MessageReceived) -> None:
-        frame = event.frame
-        frame._acker = connection.acker  # type: ignore[assignment]
+        frame = Message.received(event.frame, self, connection)
         listeners = self._listeners
         listeners.call("on_message", frame)
         info = event.subscription
@@ -847,7 +831,7 @@ class Client:
         headers: Headers | None = None,
     ) -> Receipt | None:
         """Acknowledge a MESSAGE with the headers the negotiated version needs."""
-        return self._acknowledge(
+        return self.acknowledge(
             frame, True, transaction=transaction, receipt=receipt, headers=headers
         )
 
@@ -860,11 +844,11 @@ class Client:
         headers: Headers | None = None,
     ) -> Receipt | None:
         """Reject a MESSAGE (not in STOMP 1.0)."""
-        return self._acknowledge(
+        return self.acknowledge(
             frame, False, transaction=transaction, receipt=receipt, headers=headers
         )
 
-    def _acknowledge(
+    def acknowledge(
         self,
         frame: Frame,
         positive: bool,
@@ -873,9 +857,9 @@ class Client:
         receipt: bool | str = False,
         headers: Headers | None = None,
     ) -> Receipt | None:
+        """ACK (``positive``) or NACK ``frame``, on the connection it came over."""
         connection = self._live()
-        acker = getattr(frame, "_acker", None)
-        origin = acker.connection if isinstance(acker, _Acker) else connection
+        origin = frame.origin if isinstance(frame, Message) else connection
         if origin is not connection:
             raise ConnectionClosed(
                 "this message came over a connection that has ended; the broker redelivers "

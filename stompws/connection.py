@@ -138,7 +138,6 @@ class Connection:
             target=self._read_loop, name=f"stompws-reader-{self.number}", daemon=True
         )
         self.heartbeat_thread: threading.Thread | None = None
-        self.acker: object = None  # set by the client: what frame.ack() calls
         self.attempt = ConnectAttempt()  # resolved by its CONNECTED, ERROR or end
         # The write queue (module docstring). Appended to under ``lock``, emptied under
         # ``_write_lock``; a frame's ticket is its number in the order of queueing.

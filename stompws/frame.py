@@ -19,7 +19,7 @@ Escaping rules by version (STOMP 1.1 and 1.2 specs, "Value Encoding"):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from .errors import UsageError
@@ -49,16 +49,15 @@ class Frame:
     wins (as the spec requires); ``header_list`` keeps every header in wire order.
     """
 
-    __slots__ = ("_acker", "_pairs", "body", "command", "headers")
+    __slots__ = ("_pairs", "body", "command", "headers")
 
     command: str
     headers: dict[str, str]
     body: bytes
-    # Read through getattr with a default: the parser sets them only when needed (repeated
-    # headers; a frame a client delivered) so that it builds a frame with three stores.
-    # __init__ always sets _pairs, as a getattr that misses costs more than the store.
+    # Read through getattr with a default: the parser sets it only for repeated headers, so
+    # that it builds a frame with three stores. __init__ always sets it, as a getattr that
+    # misses costs more than the store.
     _pairs: list[Any] | None
-    _acker: Callable[[Frame, bool, str | None], None]
 
     def __init__(
         self, command: str, headers: Headers | None = None, body: bytes | str = b""
@@ -103,23 +102,6 @@ class Frame:
     def json(self) -> Any:
         """The body parsed as JSON."""
         return json.loads(self.text)
-
-    def ack(self, *, transaction: str | None = None) -> None:
-        """Acknowledge this MESSAGE through the client that received it."""
-        self._acknowledge(True, transaction)
-
-    def nack(self, *, transaction: str | None = None) -> None:
-        """Reject this MESSAGE through the client that received it."""
-        self._acknowledge(False, transaction)
-
-    def _acknowledge(self, positive: bool, transaction: str | None) -> None:
-        acker = getattr(self, "_acker", None)
-        if acker is None:
-            raise UsageError(
-                f"this {self.command} frame was not delivered by a client, so it cannot be "
-                "acknowledged through itself; use client.ack(frame)"
-            )
-        acker(self, positive, transaction)
 
     def encode(self, version: str = "1.2", *, content_length: bool = True) -> bytes:
         """The frame as bytes on the wire for ``version``.

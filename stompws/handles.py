@@ -20,6 +20,7 @@ from .frame import Frame, Headers
 __all__ = [
     "DEFAULT_MAX_BUFFERED",
     "OVERFLOW_POLICIES",
+    "Message",
     "Receipt",
     "Subscription",
     "Transaction",
@@ -155,7 +156,7 @@ class Subscription:
         self.overflow = overflow
         self.discarded = 0
         self._owner = owner
-        self._buffer: collections.deque[Frame] = collections.deque()
+        self._buffer: collections.deque[Message] = collections.deque()
         self._condition = threading.Condition()
         self._end: BaseException | None = None  # why no more messages will come
         self._failed = False  # the end is a failure, not unsubscribe()/disconnect()
@@ -172,7 +173,7 @@ class Subscription:
     ) -> Receipt | None:
         return self._owner.unsubscribe(self, receipt=receipt, headers=headers)
 
-    def get(self, timeout: float | None = None) -> Frame:
+    def get(self, timeout: float | None = None) -> Message:
         """The next buffered message; waits at most ``timeout`` seconds (None: until one
         comes or the subscription ends).
 
@@ -199,7 +200,7 @@ class Subscription:
             self._condition.notify_all()
             return frame
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[Message]:
         """Messages until ``unsubscribe()`` or ``disconnect()``; a failure raises."""
         while True:
             try:
@@ -211,7 +212,7 @@ class Subscription:
 
     # -- called by the client ----------------------------------------------------------------
 
-    def _deliver(self, frame: Frame, connection: ReaderAware) -> None:
+    def _deliver(self, frame: Message, connection: ReaderAware) -> None:
         with self._condition:
             while len(self._buffer) >= self.max_buffered and self._end is None:
                 if self.overflow == "drop-oldest":
@@ -326,3 +327,65 @@ class Transaction:
             self.commit()
         elif self.lost is None and self._owner.is_open(self):
             self.abort()
+
+
+class Acknowledger(Protocol):
+    def acknowledge(
+        self,
+        frame: Frame,
+        positive: bool,
+        *,
+        transaction: str | None = ...,
+        receipt: bool | str = ...,
+        headers: Headers | None = ...,
+    ) -> Receipt | None: ...
+
+
+class Message(Frame):
+    """A MESSAGE as a client delivers it: a ``Frame`` that can acknowledge itself.
+
+    It remembers the connection it came over (``origin``): an ACK is only meaningful there,
+    so acking it after that connection ended raises ``ConnectionClosed`` (the broker
+    redelivers it). ``Frame`` itself stays pure data.
+    """
+
+    __slots__ = ("_acknowledger", "origin")
+
+    _acknowledger: Acknowledger
+    origin: object
+
+    @classmethod
+    def received(cls, frame: Frame, acknowledger: Acknowledger, origin: object) -> Message:
+        # Field by field, no __init__: the parser's frame is already checked and decoded.
+        message = object.__new__(cls)
+        message.command = frame.command
+        message.headers = frame.headers
+        message.body = frame.body
+        message._pairs = getattr(frame, "_pairs", None)
+        message._acknowledger = acknowledger
+        message.origin = origin
+        return message
+
+    def ack(
+        self,
+        *,
+        transaction: str | None = None,
+        receipt: bool | str = False,
+        headers: Headers | None = None,
+    ) -> Receipt | None:
+        """Acknowledge this MESSAGE through the client that received it."""
+        return self._acknowledger.acknowledge(
+            self, True, transaction=transaction, receipt=receipt, headers=headers
+        )
+
+    def nack(
+        self,
+        *,
+        transaction: str | None = None,
+        receipt: bool | str = False,
+        headers: Headers | None = None,
+    ) -> Receipt | None:
+        """Reject this MESSAGE through the client that received it (not in STOMP 1.0)."""
+        return self._acknowledger.acknowledge(
+            self, False, transaction=transaction, receipt=receipt, headers=headers
+        )

@@ -23,6 +23,7 @@ from typing import Any, TextIO, TypeVar
 
 from .errors import ConnectionClosed, StompError
 from .frame import Frame
+from .handles import Message
 
 __all__ = ["Listener", "Listeners", "PrintingListener", "StatsListener", "WaitingListener"]
 
@@ -39,8 +40,8 @@ class Listener:
     def on_connected(self, frame: Frame) -> None:
         """The broker's CONNECTED frame arrived."""
 
-    def on_message(self, frame: Frame) -> None:
-        """A MESSAGE frame arrived."""
+    def on_message(self, frame: Message) -> None:
+        """A MESSAGE frame arrived; ``frame.ack()`` / ``frame.nack()`` acknowledge it."""
 
     def on_receipt(self, frame: Frame) -> None:
         """A RECEIPT frame arrived."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stompws import Frame, FrameParser, UsageError
+from stompws import Frame, FrameParser, Message, UsageError
 
 VERSIONS = ["1.0", "1.1", "1.2"]
 
@@ -204,20 +204,29 @@ def test_frame_equality() -> None:
     assert Frame("SEND") != "SEND"
 
 
-def test_ack_on_a_frame_not_from_a_client_is_a_clear_error() -> None:
-    with pytest.raises(UsageError, match=r"client\.ack\(frame\)"):
-        Frame("MESSAGE", {"ack": "1"}).ack()
-    with pytest.raises(UsageError, match=r"client\.ack\(frame\)"):
-        Frame("MESSAGE", {"ack": "1"}).nack()
-
-
-def test_frame_ack_calls_the_bound_acker() -> None:
-    calls: list[tuple[Frame, bool, str | None]] = []
+def test_a_frame_is_pure_data() -> None:
     frame = Frame("MESSAGE", {"ack": "1"})
-    frame._acker = lambda f, positive, tx: calls.append((f, positive, tx))
-    frame.ack()
-    frame.nack(transaction="t")
-    assert calls == [(frame, True, None), (frame, False, "t")]
+    assert not hasattr(frame, "ack") and not hasattr(frame, "nack")
+
+
+def test_a_delivered_message_acknowledges_through_its_client() -> None:
+    calls: list[tuple[Frame, bool, dict[str, object]]] = []
+
+    class Recording:
+        def acknowledge(self, frame: Frame, positive: bool, **options: object) -> None:
+            calls.append((frame, positive, options))
+
+    frame = Frame("MESSAGE", [("ack", "1"), ("k", "a"), ("k", "b")], b"body")
+    message = Message.received(frame, Recording(), origin="connection-1")  # type: ignore[arg-type]
+    assert (message.command, message.headers, message.body) == ("MESSAGE", frame.headers, b"body")
+    assert message.header_list == frame.header_list  # repeated headers survive
+    assert message.origin == "connection-1"
+    message.ack()
+    message.nack(transaction="t")
+    assert [(f, positive, options["transaction"]) for f, positive, options in calls] == [
+        (message, True, None),
+        (message, False, "t"),
+    ]
 
 
 @pytest.mark.parametrize(
