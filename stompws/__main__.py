@@ -213,13 +213,41 @@ def print_message(frame: Frame, *, as_json: bool, verbose: bool) -> None:
     body = frame.body.decode(frame.charset, "replace")
     if as_json:
         record = {"command": frame.command, "headers": frame.headers, "body": body}
-        print(json.dumps(record, ensure_ascii=False), flush=True)
+        # json.dumps escapes C0 controls but not DEL or C1 (a CSI in one code point): those
+        # are escaped too, which keeps the JSON exact and the terminal safe.
+        print(_escape_json(json.dumps(record, ensure_ascii=False)), flush=True)
         return
+    # Bodies and headers come from whoever could publish to the destination: on a terminal
+    # their control characters (a title change, a screen clear, hidden text) are shown
+    # escaped, never obeyed. A pipe gets the bytes as they are.
+    shown = terminal_safe if sys.stdout.isatty() else _as_is
     if verbose:
         for name, value in frame.header_list:
-            print(f"{name}: {value}")
+            print(f"{shown(name, False)}: {shown(value, False)}")
         print()
-    print(body, flush=True)
+    print(shown(body, True), flush=True)
+
+
+_CONTROLS = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+}
+_CONTROLS_IN_TEXT = {code: text for code, text in _CONTROLS.items() if code not in (0x09, 0x0A)}
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in [0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]}
+
+
+def terminal_safe(text: str, keep_lines: bool) -> str:
+    """``text`` with every control character written as an escape (``\\x1b``); newline and
+    tab stay when ``keep_lines``."""
+    return text.translate(_CONTROLS_IN_TEXT if keep_lines else _CONTROLS)
+
+
+def _as_is(text: str, keep_lines: bool) -> str:
+    return text
+
+
+def _escape_json(text: str) -> str:
+    return text.translate(_JSON_ESCAPES)
 
 
 def exit_code(error: BaseException) -> int:
@@ -258,7 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("stompws.cli").exception(
                 "failed after %.1f s", time.monotonic() - started
             )
-        print(f"stompws {args.command}: {describe(error)}", file=sys.stderr)
+        # Always escaped: an error line can carry the broker's ERROR message or a WebSocket
+        # close reason, which are the peer's words.
+        print(f"stompws {args.command}: {terminal_safe(describe(error), False)}", file=sys.stderr)
         return exit_code(error)
 
 

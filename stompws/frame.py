@@ -18,6 +18,8 @@ Escaping rules by version (STOMP 1.1 and 1.2 specs, "Value Encoding"):
 
 from __future__ import annotations
 
+import codecs
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
@@ -87,17 +89,31 @@ class Frame:
 
     @property
     def text(self) -> str:
-        """The body decoded by the charset named in content-type (UTF-8 when none is named)."""
-        return self.body.decode(self.charset)
+        """The body decoded by the charset named in content-type (UTF-8 when none is named).
+
+        Bytes that are not valid in that charset raise ``UnicodeDecodeError``. A charset
+        Python does not know (``charset=bogus``, from a careless or hostile sender) is read
+        as UTF-8 with invalid bytes replaced by U+FFFD: a message must never be unreadable
+        because of its label.
+        """
+        named = self._named_charset()
+        if named is None or _known_charset(named):
+            return self.body.decode(named or "utf-8")
+        return self.body.decode("utf-8", "replace")
 
     @property
     def charset(self) -> str:
+        """The charset named in content-type if Python knows it, else ``"utf-8"``."""
+        named = self._named_charset()
+        return named if named is not None and _known_charset(named) else "utf-8"
+
+    def _named_charset(self) -> str | None:
         content_type = self.headers.get("content-type", "")
         for parameter in content_type.split(";")[1:]:
             name, _, value = parameter.partition("=")
             if name.strip().lower() == "charset" and value.strip():
                 return value.strip().strip('"')
-        return "utf-8"
+        return None
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -211,3 +227,13 @@ def _check_header(name: str, value: str, command: str, version: str, escaping: b
             raise UsageError(f"CR in the {part} of {where}: STOMP 1.1 has no escape for CR")
     if not escaping and ":" in name:
         raise UsageError(f"colon in the name of {where}, which is not escaped")
+
+
+@functools.lru_cache(maxsize=64)
+def _known_charset(name: str) -> bool:
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return False
+    # bytes.decode refuses the codecs that are not text encodings (base64, zlib) too.
+    return getattr(info, "_is_text_encoding", True) is not False

@@ -70,6 +70,7 @@ _WAIT_BYTES: Final = 1
 _WAIT_HEADER_LINE: Final = 3
 
 # A frame waiting for its body: command, headers, pairs, body start (from the frame's start),
+_MAX_LENGTH_DIGITS: Final = 18  # more than any max_frame_size a process could hold
 # content-length text (None: the body ends at a NUL) and the settings it was read with.
 _Head = tuple[str, dict[str, str], "list[Any] | None", int, "str | None", tuple[Any, ...]]
 
@@ -265,6 +266,14 @@ class FrameParser:
                 if length_text is not None:
                     if not (length_text.isascii() and length_text.isdigit()):
                         raise self._error(f"content-length is not a number: {length_text!r}", pos)
+                    if len(length_text) > _MAX_LENGTH_DIGITS:
+                        # int() of thousands of digits raises ValueError (and costs time)
+                        # before the size check below could refuse it.
+                        raise self._error(
+                            f"content-length of {len(length_text)} digits is over "
+                            f"max_frame_size={max_frame}",
+                            pos,
+                        )
                     stop = body_start + int(length_text)
                     if stop - pos > max_frame:
                         raise self._error(

@@ -134,3 +134,75 @@ def test_help_everywhere(command: list[str], capsys: pytest.CaptureFixture[str])
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage: stompws" in capsys.readouterr().out
+
+
+HOSTILE = "title\x1b]0;pwned\x07 clear\x1b[2J csi\x9b1m del\x7f\nline two\tend"
+
+
+def serve_one(headers: dict[str, str], body: bytes) -> Callable[[Peer], None]:
+    """A broker that answers SUBSCRIBE with one MESSAGE carrying ``headers`` and ``body``."""
+
+    def script(peer: Peer) -> None:
+        peer.accept_connect()
+        while True:
+            frame = peer.frame()
+            if frame is None or frame.command == "DISCONNECT":
+                if frame is not None:
+                    peer.send_frame("RECEIPT", {"receipt-id": frame.headers["receipt"]})
+                return
+            if frame.command == "SUBSCRIBE":
+                sub = {"subscription": frame.headers["id"], "message-id": "1", "ack": "1"}
+                peer.send_frame("MESSAGE", {**sub, **headers}, body)
+
+    return script
+
+
+def test_a_terminal_sees_control_characters_escaped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    with fake_broker(serve_one({"x-evil": "a\x1b[8mhidden"}, HOSTILE.encode())) as broker:
+        args = ["subscribe", broker.url, "/q", "--count", "1", "-v", "--heartbeats", "0,0"]
+        assert main(args) == 0
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\x1b\x07\x9b\x7f"), repr(out)
+    assert "title\\x1b]0;pwned\\x07 clear\\x1b[2J csi\\x9b1m del\\x7f" in out
+    assert "\nline two\tend" in out  # newline and tab kept in a body
+    assert "x-evil: a\\x1b[8mhidden" in out
+
+
+def test_a_pipe_gets_the_body_as_it_is(capsys: pytest.CaptureFixture[str]) -> None:
+    with fake_broker(serve_one({}, HOSTILE.encode())) as broker:
+        assert main(["subscribe", broker.url, "/q", "--count", "1", "--heartbeats", "0,0"]) == 0
+    assert capsys.readouterr().out == HOSTILE + "\n"
+
+
+def test_json_escapes_del_and_c1_controls(capsys: pytest.CaptureFixture[str]) -> None:
+    with fake_broker(serve_one({}, HOSTILE.encode())) as broker:
+        args = ["subscribe", broker.url, "/q", "--count", "1", "--json", "--heartbeats", "0,0"]
+        assert main(args) == 0
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\x1b\x07\x9b\x7f"), repr(out)
+    assert json.loads(out)["body"] == HOSTILE  # exact once parsed
+
+
+def test_error_lines_escape_the_brokers_words(capsys: pytest.CaptureFixture[str]) -> None:
+    def script(peer: Peer) -> None:
+        peer.frame()
+        peer.send_frame("ERROR", {"message": "denied\x1b]0;pwned\x07"})
+
+    with fake_broker(script) as broker:
+        assert main(["send", broker.url, "/q", "x", "--heartbeats", "0,0"]) == 4
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "denied\\x1b]0;pwned\\x07" in err
+
+
+def test_a_message_with_an_unknown_charset_is_printed_not_fatal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    headers = {"content-type": "text/plain;charset=bogus-charset"}
+    with fake_broker(serve_one(headers, b"caf\xc3\xa9 \xff")) as broker:
+        args = ["subscribe", broker.url, "/q", "--count", "1", "--ack", "client"]
+        assert main([*args, "--heartbeats", "0,0"]) == 0
+    assert capsys.readouterr().out == "caf\u00e9 \ufffd\n"

@@ -176,6 +176,19 @@ def test_repeated_headers_first_wins_and_all_kept() -> None:
     assert frame.encode("1.2", content_length=False) == b"MESSAGE\nk:1\nx:y\nk:2\n\n\x00"
 
 
+@pytest.mark.parametrize("label", ["bogus-charset", "base64", "x" * 300])
+def test_an_unknown_charset_reads_as_utf8_with_replacement(label: str) -> None:
+    frame = Frame("MESSAGE", {"content-type": f"text/plain;charset={label}"}, b"caf\xc3\xa9 \xff")
+    assert frame.charset == "utf-8"
+    assert frame.text == "caf\u00e9 \ufffd"
+
+
+def test_a_known_charset_stays_strict() -> None:
+    frame = Frame("MESSAGE", {"content-type": "text/plain;charset=utf-8"}, b"\xff")
+    with pytest.raises(UnicodeDecodeError):
+        _ = frame.text
+
+
 def test_frame_text_uses_charset() -> None:
     frame = Frame("MESSAGE", {"content-type": "text/plain; charset=latin-1"}, b"\xe9")
     assert frame.charset == "latin-1"

@@ -168,6 +168,8 @@ def test_garbage_after_a_frame_is_an_error_but_the_frame_is_kept() -> None:
         (b"MESSAGE\nk:\xff\n\n\x00", "not valid UTF-8"),
         (b"MESSAGE\ncontent-length:x\n\n\x00", "content-length is not a number"),
         (b"MESSAGE\ncontent-length:-1\n\n\x00", "content-length is not a number"),
+        (b"MESSAGE\ncontent-length:" + b"9" * 5000 + b"\n\nx\x00", "of 5000 digits"),
+        (b"MESSAGE\ncontent-length:" + b"0" * 19 + b"1\n\nx\x00", "of 20 digits"),
         (b"MESSAGE\ncontent-length:1\n\nab\x00", "not followed by NUL"),
         (b"MESSAGE\nk:a\x00b\nc:d\n\n\x00", "NUL character"),
         (b"message\n\n\x00", "invalid command"),

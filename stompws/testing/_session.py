@@ -103,11 +103,19 @@ def negotiate_heartbeats(
     return (sx, sy), send_ms, expect_ms
 
 
+def _small_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _parse_heartbeat(value: str) -> tuple[int, int]:
     first, comma, second = value.partition(",")
-    if comma and first.strip().isdigit() and second.strip().isdigit():
+    first, second = first.strip(), second.strip()
+    # Bounded digits: int() refuses thousands of them with a ValueError (a broken session).
+    if comma and _small_number(first) and _small_number(second):
         return int(first), int(second)
-    raise _Refused("malformed heart-beat header", f"heart-beat must be two numbers, not {value!r}")
+    raise _Refused(
+        "malformed heart-beat header", f"heart-beat must be two numbers, not {value[:40]!r}"
+    )
 
 
 def _one_line(text: str) -> str:
@@ -276,8 +284,8 @@ class ServerSession:
         if ack not in ACK_MODES:
             raise _Refused("invalid ack mode", f"ack must be one of {', '.join(ACK_MODES)}")
         prefetch_text = frame.headers.get("prefetch-count", "0")
-        if not (prefetch_text.isascii() and prefetch_text.isdigit()):
-            raise _Refused("invalid prefetch-count", f"not a number: {prefetch_text!r}")
+        if not _small_number(prefetch_text):
+            raise _Refused("invalid prefetch-count", f"not a number: {prefetch_text[:40]!r}")
         assert self.version is not None  # set at CONNECT
         subscription = Subscription(
             wire_id, destination, ack, self.version, self, self.link.send, int(prefetch_text)

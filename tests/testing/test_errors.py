@@ -92,6 +92,10 @@ def test_missing_required_headers(
             [("SUBSCRIBE", {"id": "1", "destination": "/queue/a", "prefetch-count": "-1"})],
             "invalid prefetch-count",
         ),
+        (
+            [("SUBSCRIBE", {"id": "1", "destination": "/queue/a", "prefetch-count": "9" * 5000})],
+            "invalid prefetch-count",
+        ),
         ([("UNSUBSCRIBE", {"id": "nope"})], "no such subscription"),
         ([("ACK", {"id": "ack-404"})], "unknown ack id"),
         ([("CONNECT", {"accept-version": "1.2"})], "already connected"),
