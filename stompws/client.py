@@ -33,12 +33,20 @@ from .errors import (
     ConnectTimeout,
     HeartbeatTimeout,
     NotConnected,
+    ReceiptTimeout,
     ReconnectFailed,
     StompError,
     UsageError,
 )
 from .frame import VERSIONS, Frame, Headers
-from .handles import DEFAULT_MAX_BUFFERED, Message, Receipt, Subscription, Transaction
+from .handles import (
+    DEFAULT_MAX_BUFFERED,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    Message,
+    Receipt,
+    Subscription,
+    Transaction,
+)
 from .lifecycle import ClientState, Lifecycle, Trigger
 from .listener import Listener, Listeners, isolated
 from .parser import DEFAULT_MAX_FRAME_SIZE
@@ -71,6 +79,11 @@ logger = logging.getLogger("stompws.client")
 # frames it had already read, as it does with the RECEIPT of a refused SUBSCRIBE). A later
 # close is not blamed on it: ActiveMQ keeps a connection open after some ERRORs.
 ERROR_ANSWER_WINDOW = 2.0
+# Receipts a connection waits for at once; past that the oldest is given up (a broker that
+# never answers must not grow the client without bound).
+MAX_PENDING_RECEIPTS = 10_000
+# Subscriptions not ours that are each warned of once; past that, every 1000th message.
+_MAX_UNMATCHED_NAMED = 100
 
 
 class _AlreadySubscribed(Exception):
@@ -173,6 +186,7 @@ class Client:
             Supervisor(reconnect, self._reconnect_once, self._gave_up) if reconnect else None
         )
         self._unmatched_seen: set[str] = set()  # subscriptions not ours, already warned of
+        self._unmatched_more = 0  # messages for unknown subscriptions past that set's bound
         self._endpoint: Endpoint = self._endpoints[0]
 
     def __repr__(self) -> str:
@@ -535,17 +549,26 @@ class Client:
 
     def _unmatched(self, frame: Frame) -> None:
         # Nobody receives a message for a subscription this client did not make (a RabbitMQ
-        # /temp-queue/ reply, a subscription already ended): say so, once per subscription.
+        # /temp-queue/ reply, a subscription already ended): say so, once per subscription,
+        # for the first few; a broker inventing ids must not grow a set or flood the log.
         name = frame.headers.get("subscription", "")
         if name in self._unmatched_seen:
             return
-        self._unmatched_seen.add(name)
+        if len(self._unmatched_seen) < _MAX_UNMATCHED_NAMED:
+            self._unmatched_seen.add(name)
+        else:
+            self._unmatched_more += 1
+            if self._unmatched_more % 1000 != 1:
+                return
         logger.warning(
             "%r: MESSAGE for subscription %r, which this client did not make, reached no "
             "listener; add a Listener with on_message to receive such messages (RabbitMQ "
-            "delivers /temp-queue/ replies this way)",
+            "delivers /temp-queue/ replies this way)%s",
             self,
             name,
+            f" ({self._unmatched_more} such messages for other unknown subscriptions)"
+            if self._unmatched_more
+            else "",
         )
 
     def _on_error(self, connection: Connection, event: ErrorReceived) -> None:
@@ -696,6 +719,15 @@ class Client:
                 receipt.ticket = connection.next_ticket
                 connection.receipts[outgoing.receipt_id] = receipt
                 registered.append(receipt)
+                if len(connection.receipts) > MAX_PENDING_RECEIPTS:
+                    oldest = next(iter(connection.receipts))
+                    session.forget_receipt(oldest)
+                    connection.receipts.pop(oldest)._fail(
+                        ReceiptTimeout(
+                            f"RECEIPT {oldest} given up: more than {MAX_PENDING_RECEIPTS} "
+                            "receipts were pending at once (the broker is not answering)"
+                        )
+                    )
             return outgoing
 
         outgoing = connection.perform(build_and_register, deadline)
@@ -751,6 +783,7 @@ class Client:
         receipt: bool | str = False,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
         overflow: str = "block",
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> Subscription:
         """Subscribe; ``callback(frame)`` gets this subscription's messages.
 
@@ -762,7 +795,9 @@ class Client:
         does (``Subscription``).
         """
         # Checked before anything goes on the wire.
-        Subscription(self, "", destination, ack, (), callback, max_buffered, overflow)
+        Subscription(
+            self, "", destination, ack, (), callback, max_buffered, overflow, max_buffered_bytes
+        )
         created: list[Subscription] = []
 
         def build(session: ClientProtocol) -> Outgoing:
@@ -784,7 +819,15 @@ class Client:
                 destination, ack=ack, headers=headers, id=id, receipt=receipt
             )
             subscription = Subscription(
-                self, info.id, destination, ack, info.headers, callback, max_buffered, overflow
+                self,
+                info.id,
+                destination,
+                ack,
+                info.headers,
+                callback,
+                max_buffered,
+                overflow,
+                max_buffered_bytes,
             )
             self._subscriptions[info.id] = subscription
             created[:] = [subscription]

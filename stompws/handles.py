@@ -19,6 +19,7 @@ from .frame import Frame, Headers
 
 __all__ = [
     "DEFAULT_MAX_BUFFERED",
+    "DEFAULT_MAX_BUFFERED_BYTES",
     "OVERFLOW_POLICIES",
     "Message",
     "Receipt",
@@ -29,6 +30,7 @@ __all__ = [
 logger = logging.getLogger("stompws.client")
 
 DEFAULT_MAX_BUFFERED = 1000
+DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 OVERFLOW_POLICIES: Final = ("block", "drop-oldest")
 _POLL = 0.25  # a blocked reader re-checks its connection this often (seconds)
 
@@ -122,8 +124,10 @@ class Subscription:
 
     Its messages go to the listeners' ``on_message`` and to ``callback`` when one was given.
     A subscription without a callback also keeps its messages in a buffer of at most
-    ``max_buffered`` frames for ``get()`` and iteration. When that buffer is full, what
-    happens is the subscription's own ``overflow`` policy, never a side effect of listeners:
+    ``max_buffered`` frames and ``max_buffered_bytes`` bytes of bodies (a frame larger than
+    that alone is still taken when the buffer is empty) for ``get()`` and iteration. When
+    that buffer is full, what happens is the subscription's own ``overflow`` policy, never a
+    side effect of listeners:
 
     * ``"block"`` (the default): the reader waits until ``get()`` makes room, so the broker
       is slowed down (TCP flow control) and nothing is lost. While it waits, bytes arriving
@@ -142,9 +146,12 @@ class Subscription:
         callback: Callable[[Frame], None] | None,
         max_buffered: int,
         overflow: str = "block",
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         if max_buffered < 1:
             raise UsageError(f"max_buffered must be at least 1, not {max_buffered}")
+        if max_buffered_bytes < 1:
+            raise UsageError(f"max_buffered_bytes must be at least 1, not {max_buffered_bytes}")
         if overflow not in OVERFLOW_POLICIES:
             raise UsageError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}")
         self.id = id
@@ -153,10 +160,12 @@ class Subscription:
         self.headers = headers
         self.callback = callback
         self.max_buffered = max_buffered
+        self.max_buffered_bytes = max_buffered_bytes
         self.overflow = overflow
         self.discarded = 0
         self._owner = owner
         self._buffer: collections.deque[Message] = collections.deque()
+        self._buffered_bytes = 0
         self._condition = threading.Condition()
         self._end: BaseException | None = None  # why no more messages will come
         self._failed = False  # the end is a failure, not unsubscribe()/disconnect()
@@ -167,6 +176,12 @@ class Subscription:
     @property
     def active(self) -> bool:
         return self._end is None
+
+    @property
+    def buffered(self) -> tuple[int, int]:
+        """How many messages wait for ``get()``, and their bodies' bytes."""
+        with self._condition:
+            return len(self._buffer), self._buffered_bytes
 
     def unsubscribe(
         self, *, receipt: bool | str = False, headers: Mapping[str, str] | None = None
@@ -197,6 +212,7 @@ class Subscription:
                         )
                     self._condition.wait(remaining)
             frame = self._buffer.popleft()
+            self._buffered_bytes -= len(frame.body)
             self._condition.notify_all()
             return frame
 
@@ -213,26 +229,37 @@ class Subscription:
     # -- called by the client ----------------------------------------------------------------
 
     def _deliver(self, frame: Message, connection: ReaderAware) -> None:
+        size = len(frame.body)
         with self._condition:
-            while len(self._buffer) >= self.max_buffered and self._end is None:
+            while self._buffer and self._end is None and self._full(size):
                 if self.overflow == "drop-oldest":
-                    self._buffer.popleft()
+                    dropped = self._buffer.popleft()
+                    self._buffered_bytes -= len(dropped.body)
                     self.discarded += 1
                     if self.discarded % 1000 == 1:
                         logger.warning(
                             "subscription %s (%s) dropped its oldest buffered message: "
-                            "%d dropped so far (overflow='drop-oldest', max_buffered=%d)",
+                            "%d dropped so far (overflow='drop-oldest', max_buffered=%d, "
+                            "max_buffered_bytes=%d)",
                             self.id,
                             self.destination,
                             self.discarded,
                             self.max_buffered,
+                            self.max_buffered_bytes,
                         )
-                    break
+                    continue
                 if connection.closing:
                     break
                 self._condition.wait(_POLL)
             self._buffer.append(frame)
+            self._buffered_bytes += size
             self._condition.notify_all()
+
+    def _full(self, incoming: int) -> bool:
+        return (
+            len(self._buffer) >= self.max_buffered
+            or self._buffered_bytes + incoming > self.max_buffered_bytes
+        )
 
     def _close(self, error: StompError, *, failed: bool) -> None:
         with self._condition:

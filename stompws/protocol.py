@@ -408,6 +408,10 @@ class ClientProtocol:
         self.state = State.DISCONNECTING
         return outgoing
 
+    def forget_receipt(self, receipt_id: str) -> None:
+        """Stop waiting for ``receipt_id`` (a RECEIPT for it later is unexpected)."""
+        self.pending_receipts.pop(receipt_id, None)
+
     def note_sent(self, now: float) -> None:
         """Record that bytes went out at ``now``: they count as our heart-beat."""
         self.last_sent = now
