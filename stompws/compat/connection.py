@@ -73,7 +73,7 @@ class BaseConnection:
             raise UsageError("bind_host_port is not supported by stompws.compat")
         if keepalive:
             logger.warning("keepalive is ignored by stompws.compat: heart-beats detect a dead peer")
-        self.host_and_ports = ordered(
+        self.host_and_ports, self._standing_in = ordered(
             list(host_and_ports or [("localhost", 61613)]), prefer_localhost, try_loopback_connect
         )
         self.heartbeats = tuple(heartbeats)
@@ -171,7 +171,9 @@ class BaseConnection:
     # -- connecting --------------------------------------------------------------------------
 
     def _urls(self) -> list[str]:
-        return urls_for(self.host_and_ports, set(self._ssl), self._websocket, self.ws_path)
+        return urls_for(
+            self.host_and_ports, set(self._ssl), self._websocket, self.ws_path, self._standing_in
+        )
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         used = set(self._ssl.values())

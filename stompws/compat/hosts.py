@@ -13,10 +13,11 @@ _LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 def ordered(
     entries: list[HostAndPort | str], prefer_localhost: bool, try_loopback: bool
-) -> list[HostAndPort | str]:
+) -> tuple[list[HostAndPort | str], dict[HostAndPort, HostAndPort]]:
     """Local hosts first (``prefer_localhost``, a stable sort), and 127.0.0.1 tried before
     a local host known by another name (``try_loopback``), as stomp.py does. A URL entry (a
-    stompws extension) is never moved for being local."""
+    stompws extension) is never moved for being local. Also returns which entry each added
+    127.0.0.1 candidate stands in for."""
     # This machine's own name counts as local too (the name only, no DNS lookup), so that
     # try_loopback adds 127.0.0.1 for it.
     names = _LOCAL_NAMES | {socket.gethostname()}
@@ -28,13 +29,15 @@ def ordered(
     if prefer_localhost:
         entries.sort(key=lambda entry: 0 if local(entry) else 1)
     loopback: list[HostAndPort | str] = []
+    standing_in: dict[HostAndPort, HostAndPort] = {}
     if try_loopback:
         for entry in entries:
             if local(entry) and not isinstance(entry, str):
                 candidate = ("127.0.0.1", entry[1])
                 if candidate not in entries and ("localhost", entry[1]) not in entries:
                     loopback.append(candidate)
-    return loopback + entries
+                    standing_in[candidate] = entry
+    return loopback + entries, standing_in
 
 
 def urls_for(
@@ -42,14 +45,20 @@ def urls_for(
     tls_hosts: Collection[HostAndPort],
     websocket: bool,
     ws_path: str | None,
+    standing_in: dict[HostAndPort, HostAndPort] | None = None,
 ) -> list[str]:
     """stomp:// (stomp+ssl:// for the hosts given to ``set_ssl``) or ws:// (wss://) URLs
     with ``ws_path``; an entry that is a URL string is used as it is, query options and
-    all."""
+    all. A 127.0.0.1 candidate that stands in for a TLS host is left out: in plain text it
+    would send the passcode unencrypted, and over TLS the certificate names the host, not
+    127.0.0.1."""
+    standing_in = standing_in or {}
     urls = []
     for entry in entries:
         if isinstance(entry, str):
             urls.append(entry)
+            continue
+        if standing_in.get(entry) in tls_hosts:
             continue
         host, port = entry
         tls = (host, port) in tls_hosts

@@ -12,6 +12,16 @@ from ..errors import UsageError
 __all__ = ["DEFAULT_SSL_VERSION", "SslParams"]
 
 DEFAULT_SSL_VERSION = ssl.PROTOCOL_TLS_CLIENT
+# stomp.py's ssl_version values (the PROTOCOL_* constants) as the lowest version allowed.
+_MINIMUM_VERSIONS = {
+    getattr(ssl, name): version
+    for name, version in (
+        ("PROTOCOL_TLSv1", ssl.TLSVersion.TLSv1),
+        ("PROTOCOL_TLSv1_1", ssl.TLSVersion.TLSv1_1),
+        ("PROTOCOL_TLSv1_2", ssl.TLSVersion.TLSv1_2),
+    )
+    if hasattr(ssl, name)
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,14 @@ class SslParams:
                 "set_ssl(cert_validator=...) is not supported by stompws.compat; check the "
                 "certificate through an ssl.SSLContext passed to stompws.Client instead"
             )
-        context = ssl.SSLContext(self.ssl_version)
+        # Always a client context, whatever ssl_version says: PROTOCOL_TLS and
+        # PROTOCOL_TLSv1_2 (what stomp.py users pass) make contexts that verify the chain
+        # but not the host name, so the passcode could go to a server whose certificate
+        # names another host. The version becomes a minimum instead.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        minimum = _MINIMUM_VERSIONS.get(self.ssl_version)
+        if minimum is not None:
+            context.minimum_version = minimum
         if self.ca_certs:
             context.load_verify_locations(self.ca_certs)
         else:
