@@ -20,6 +20,7 @@ from .errors import (
     ReceiveTimeout,
     StompError,
     UsageError,
+    WriteTimeout,
 )
 from .frame import Frame
 from .handles import Receipt, Subscription, Transaction
@@ -56,6 +57,7 @@ __all__ = [
     "Transaction",
     "UsageError",
     "WaitingListener",
+    "WriteTimeout",
     "__version__",
 ]
 

@@ -13,7 +13,9 @@ The tree is grouped by what the caller can do about the failure::
     ├── BrokerError                       the broker answered ERROR (``.frame`` holds it)
     ├── ProtocolError                     the peer broke STOMP: a malformed or oversized frame
     ├── ConnectionClosed                  an established connection ended (``.code``, ``.reason``)
-    │   └── HeartbeatTimeout (TimeoutError) the broker went silent for too long
+    │   ├── HeartbeatTimeout (TimeoutError) the broker went silent for too long
+    │   └── WriteTimeout (TimeoutError)   a write did not finish within write_timeout: the
+    │                                      broker stopped reading (the connection is ended)
     ├── ReceiptTimeout (TimeoutError)     no RECEIPT arrived in time
     └── ReceiveTimeout (TimeoutError)     no message arrived in time (``Subscription.get``)
 
@@ -40,6 +42,7 @@ __all__ = [
     "ReceiveTimeout",
     "StompError",
     "UsageError",
+    "WriteTimeout",
 ]
 
 
@@ -104,6 +107,13 @@ class ConnectionClosed(StompError):
 
 class HeartbeatTimeout(ConnectionClosed, TimeoutError):
     """The broker sent nothing, not even a heart-beat, for longer than the agreed tolerance."""
+
+
+class WriteTimeout(ConnectionClosed, TimeoutError):
+    """A write did not finish in time (``write_timeout``): the broker stopped reading.
+
+    Part of the frame may have gone out, so the connection cannot go on: it is ended.
+    """
 
 
 class ReceiptTimeout(StompError, TimeoutError):
