@@ -2,8 +2,8 @@
 ``open_transport`` to make one, and TCP here (WebSocket in ``ws_transport``; sockets, TLS
 and the opening deadline in ``sockets``; URLs in ``endpoint``).
 
-``sockets`` and the two transports are the only modules that import ``socket`` or
-``ssl``; ``ws_transport`` the only one that imports ``websocket``.
+Under the client, ``sockets`` is the only module that uses ``socket``, ``ssl`` and
+``select``, and ``ws_transport`` the only one that imports ``websocket``.
 
 Threading contract, which the client relies on:
 
@@ -21,13 +21,15 @@ sender, or ``disconnect()``, for longer than ``write_timeout`` (how and why: ``s
 
 from __future__ import annotations
 
-import ssl
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from .endpoint import Endpoint, parse_url
 from .errors import ConnectError, ConnectTimeout
 from .sockets import HandshakeGuard, Stream, connect_socket
 from .ws_transport import WebSocketTransport
+
+if TYPE_CHECKING:
+    import ssl  # only the type: sockets and TLS are in ``sockets``
 
 __all__ = [
     "Endpoint",

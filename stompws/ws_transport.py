@@ -22,11 +22,9 @@ make one soon); a close answer it cannot send is skipped, as the socket goes dow
 from __future__ import annotations
 
 import contextlib
-import socket
-import ssl
 import string
 import threading
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import websocket
 
@@ -43,6 +41,10 @@ from .ws_framing import (
     FrameWriter,
     FramingError,
 )
+
+if TYPE_CHECKING:
+    import socket
+    import ssl
 
 __all__ = ["WebSocketTransport", "subprotocols_for"]
 

@@ -227,7 +227,7 @@ def test_a_shorter_timeout_shortens_the_bound(
     peers: Callable[..., tuple[Peer, Transport]], kind: str
 ) -> None:
     _, transport = peers(kind, write_timeout=30)
-    outcome = Outcome(lambda: transport.send(BIG, timeout=0.3))  # type: ignore[call-arg]
+    outcome = Outcome(lambda: transport.send(BIG, timeout=0.3))
     elapsed = outcome.wait(0.3 + MARGIN + 3)
     assert isinstance(outcome.error, ConnectionClosed), outcome.error
     assert 0.3 <= elapsed < 0.3 + MARGIN, elapsed
