@@ -126,9 +126,11 @@ class Peer:
     def close(self) -> None:
         # Closing with unread data sends a reset: a sender still blocked on us (a defect)
         # wakes with an error instead of hanging the test run.
+        # The shutdown wakes our own thread if it waits in recv (close would not).
         if self.conn is not None:
             with contextlib.suppress(OSError):
                 self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                socket.socket.shutdown(self.conn, socket.SHUT_RDWR)
             self.conn.close()
         self.listener.close()
         self.thread.join(10)
@@ -325,3 +327,64 @@ def test_reader_and_writers_share_one_tls_transport(
     reader.wait(60)
     assert reader.error is None, reader.error
     assert b"".join(received) == b"".join(sent)
+
+
+class _WatchedSSL:
+    """Stands in for an SSLSocket's OpenSSL object and counts calls that overlap."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._inside = 0
+        self.overlaps = 0
+        self.calls = 0
+
+    def _watched(self, name: str, *args: object) -> object:
+        with self._lock:
+            self._inside += 1
+            self.calls += 1
+            if self._inside > 1:
+                self.overlaps += 1
+        try:
+            return getattr(self._inner, name)(*args)
+        finally:
+            with self._lock:
+                self._inside -= 1
+
+    def read(self, *args: object) -> object:
+        return self._watched("read", *args)
+
+    def write(self, *args: object) -> object:
+        return self._watched("write", *args)
+
+    def pending(self) -> object:
+        return self._watched("pending")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def test_tls_reads_and_writes_never_overlap_on_the_ssl_object(
+    peers: Callable[..., tuple[Peer, Transport]],
+) -> None:
+    _, transport = peers("stomp+ssl", write_timeout=30, serve=_echo, rcvbuf=None)
+    sock = _socket_of(transport)
+    assert isinstance(sock, ssl.SSLSocket)
+    watched = _WatchedSSL(sock._sslobj)  # type: ignore[attr-defined]
+    sock._sslobj = watched  # type: ignore[attr-defined]
+    records, size = 200, 20_000
+    reader = Outcome(lambda: _read_exactly(transport, records * size))
+    beats = Outcome(lambda: [transport.readable_now() for _ in range(2000)])
+    for _ in range(records):
+        transport.send(os.urandom(size))
+    reader.wait(60)
+    beats.wait(60)
+    assert reader.error is None and beats.error is None, (reader.error, beats.error)
+    assert watched.calls > records
+    assert watched.overlaps == 0, f"{watched.overlaps} of {watched.calls} SSL calls overlapped"
+
+
+def _read_exactly(transport: Transport, total: int) -> None:
+    got = 0
+    while got < total:
+        got += len(transport.recv())
