@@ -172,30 +172,30 @@ def shutdown(sock: socket.socket | None) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-_IN = select.POLLIN if hasattr(select, "poll") else 1
-_OUT = select.POLLOUT if hasattr(select, "poll") else 4
+_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+_HAVE_POLL = hasattr(select, "poll")
 
 
 def _wait(
     sock: socket.socket, events: int, wake: socket.socket | None, timeout: float | None
-) -> None:
-    """Until ``sock`` is ready for ``events``, ``wake`` is readable, or ``timeout`` passed."""
-    if hasattr(select, "poll"):
+) -> bool:
+    """Until ``sock`` is ready for ``events`` (_READ, _WRITE), ``wake`` is readable, or
+    ``timeout`` passed (None: no limit); whether ``sock`` is ready."""
+    if _HAVE_POLL:
         poller = select.poll()
-        poller.register(sock, events)
+        mask = (select.POLLIN if events & _READ else 0) | (select.POLLOUT if events & _WRITE else 0)
+        poller.register(sock, mask)
         if wake is not None:
             poller.register(wake, select.POLLIN)
-        poller.poll(None if timeout is None else math.ceil(timeout * 1000))
-        return
+        fd = sock.fileno()
+        ready = poller.poll(None if timeout is None else math.ceil(timeout * 1000))
+        return any(number == fd for number, _ in ready)
     # Windows has no poll; its select takes any descriptor, as selectors uses it.
     with selectors.DefaultSelector() as selector:  # pragma: no cover
-        mask = (selectors.EVENT_READ if events & _IN else 0) | (
-            selectors.EVENT_WRITE if events & _OUT else 0
-        )
-        selector.register(sock, mask)
+        selector.register(sock, events)
         if wake is not None:
-            selector.register(wake, selectors.EVENT_READ)
-        selector.select(timeout)
+            selector.register(wake, _READ)
+        return any(key.fileobj is sock for key, _ in selector.select(timeout))
 
 
 class Stream:
@@ -215,7 +215,6 @@ class Stream:
         self.write_timeout = write_timeout
         self.aborted = False
         self._where = where
-        self._tls = isinstance(sock, ssl.SSLSocket)
         self._ssl = sock if isinstance(sock, ssl.SSLSocket) else None
         self._ssl_lock = threading.Lock()  # around each SSL call (module docstring)
         self._failed: ConnectionClosed | None = None  # a send failed: no further one
@@ -228,9 +227,6 @@ class Stream:
             self._wake.close()
             self._waker.close()
             raise
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -248,16 +244,16 @@ class Stream:
                 if self.aborted:
                     raise ConnectionClosed("connection aborted")
                 try:
-                    if self._tls:
+                    if self._ssl is not None:
                         with self._ssl_lock:
                             sent = self.sock.send(view[:_TLS_PIECE])
                     else:
                         sent = self.sock.send(view)
                 except ssl.SSLWantReadError:
                     # A renegotiation wants the peer's answer first; the reader takes it.
-                    events = _IN
+                    events = _READ
                 except (BlockingIOError, ssl.SSLWantWriteError):
-                    events = _OUT
+                    events = _WRITE
                 else:
                     view = view[sent:]
                     continue
@@ -300,15 +296,15 @@ class Stream:
             if self.aborted:
                 raise ConnectionClosed("connection aborted")
             try:
-                if self._tls:
+                if self._ssl is not None:
                     with self._ssl_lock:
                         data = self.sock.recv(size)
                 else:
                     data = self.sock.recv(size)
             except (BlockingIOError, ssl.SSLWantReadError):
-                events = _IN
+                events = _READ
             except ssl.SSLWantWriteError:
-                events = _OUT
+                events = _WRITE
             except OSError as error:
                 if self.aborted:
                     raise ConnectionClosed("connection aborted") from None
@@ -330,13 +326,7 @@ class Stream:
                 if self._ssl.fileno() >= 0 and self._ssl.pending():
                     return True
         try:
-            if hasattr(select, "poll"):
-                poller = select.poll()
-                poller.register(self.sock, select.POLLIN)
-                return bool(poller.poll(0))
-            with selectors.DefaultSelector() as selector:  # pragma: no cover
-                selector.register(self.sock, selectors.EVENT_READ)
-                return bool(selector.select(0))
+            return _wait(self.sock, _READ, None, 0)
         except (OSError, ValueError):  # closed by the reader meanwhile
             return False
 
