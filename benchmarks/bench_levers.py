@@ -26,21 +26,18 @@ from typing import Any
 
 import websocket
 
+from stompws.sockets import Stream
 from stompws.transport import parse_url
-from stompws.ws_transport import WebSocketTransport, _encode, _MaskKeys
+from stompws.ws_framing import MaskKeys, encode_frame
+from stompws.ws_transport import WebSocketTransport
 
 FRAME_100 = b"SEND\ndestination:/queue/bench\ncontent-length:100\n\n" + b"x" * 100 + b"\x00"
 
 
-class _Handshaken:
-    """What WebSocketTransport takes from a websocket-client object after the handshake."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.subprotocol = "v12.stomp"
-
-    def shutdown(self) -> None:
-        self.sock.close()
+def _ours(sock: socket.socket) -> WebSocketTransport:
+    """stompws's transport on ``sock``, as after the handshake."""
+    url = "ws://127.0.0.1/ws"
+    return WebSocketTransport(parse_url(url), Stream(sock, write_timeout=30, where=url), None)
 
 
 def drain(sock: socket.socket) -> threading.Thread:
@@ -76,17 +73,17 @@ def send_levers(count: int, rounds: int) -> None:
     readers = [drain(peer), drain(peer2)]
     theirs = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
     theirs.sock, theirs.connected = theirs_sock, True
-    ours = WebSocketTransport(parse_url("ws://127.0.0.1/ws"), _Handshaken(ours_sock))  # type: ignore[arg-type]
+    ours = _ours(ours_sock)
     text = websocket.ABNF.OPCODE_TEXT
     before = best(per_call(lambda: theirs.send(FRAME_100, text), count), rounds)
     after = best(per_call(lambda: ours.send(FRAME_100), count), rounds)
     report("send a 100 B frame", before, after)
-    ours_sock.close()
+    ours.close()
     theirs_sock.close()
     for reader in readers:
         reader.join(5)
 
-    keys = _MaskKeys()
+    keys = MaskKeys()
     before = best(per_call(lambda: os.urandom(4), count), rounds)
     after = best(per_call(keys.take, count), rounds)
     report("mask key", before, after)
@@ -95,7 +92,7 @@ def send_levers(count: int, rounds: int) -> None:
     key = os.urandom(4)
     few = max(count // 500, 5)
     before = best(per_call(lambda: websocket.ABNF.mask(key, big), few), rounds)
-    after = best(per_call(lambda: _encode(text, big, key), few), rounds)
+    after = best(per_call(lambda: encode_frame(text, big, key), few), rounds)
     report("mask a 1 MiB payload", before, after)
 
 
@@ -129,7 +126,7 @@ def recv_levers(count: int, rounds: int) -> None:
 
     def ours() -> float:
         a, b = socket.socketpair()
-        transport = WebSocketTransport(parse_url("ws://127.0.0.1/ws"), _Handshaken(a))  # type: ignore[arg-type]
+        transport = _ours(a)
         writer = feed(b)
         start = time.perf_counter()
         got = 0
@@ -137,7 +134,7 @@ def recv_levers(count: int, rounds: int) -> None:
             got += len(transport.recv())
         elapsed = time.perf_counter() - start
         writer.join()
-        a.close()
+        transport.close()
         b.close()
         return elapsed / count
 

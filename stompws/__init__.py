@@ -21,6 +21,7 @@ from .errors import (
     ReconnectFailed,
     StompError,
     UsageError,
+    WriteTimeout,
 )
 from .frame import Frame
 from .handles import Message, Receipt, Subscription, Transaction
@@ -59,6 +60,7 @@ __all__ = [
     "Transaction",
     "UsageError",
     "WaitingListener",
+    "WriteTimeout",
     "__version__",
 ]
 

@@ -199,8 +199,13 @@ class Connection:
     def _flush(self, ticket: int, deadline: float | None = None) -> None:
         """Return once the frame with ``ticket`` is written, by this thread or another."""
         if deadline is None:
-            deadline = time.monotonic() + self.write_timeout
-        if not self._write_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            # Every frame queued before ours may take up to write_timeout (the transport's
+            # bound for one write): past all of that, the writer is stuck for good.
+            ahead = max(ticket - self._written, 1)
+            start_by = time.monotonic() + self.write_timeout * ahead
+        else:
+            start_by = deadline
+        if not self._write_lock.acquire(timeout=max(start_by - time.monotonic(), 0.0)):
             error = ConnectionClosed(
                 f"write to {self.transport.endpoint.url} did not start in time: another "
                 "write is blocked (the broker stopped reading); the connection was aborted"
@@ -209,12 +214,13 @@ class Connection:
             raise error
         try:
             if self._written < ticket:
-                self._write_queued()
+                self._write_queued(deadline)
         finally:
             self._write_lock.release()
 
-    def _write_queued(self) -> None:
-        """Write every queued frame, in order (under ``_write_lock``)."""
+    def _write_queued(self, deadline: float | None = None) -> None:
+        """Write every queued frame, in order (under ``_write_lock``); each write is
+        bounded by ``write_timeout`` and, when given, by ``deadline``."""
         if self._write_failed is not None:
             raise ConnectionClosed(str(self._write_failed)) from self._write_failed
         queue, send = self._queue, self.transport.send
@@ -222,7 +228,8 @@ class Connection:
             # Only what is queued now (this thread's frame is): a writer that also took
             # frames queued while it writes could be kept writing for others for ever.
             for _ in range(len(queue)):
-                send(queue.popleft())  # popleft is atomic; appends only add behind
+                left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+                send(queue.popleft(), left)  # popleft is atomic; appends only add behind
                 self._written += 1
         except ConnectionClosed as error:
             self._write_failed = error
@@ -257,7 +264,7 @@ class Connection:
             self.abort()
             return
         try:
-            self._write_queued()  # what was queued before goes out before the close
+            self._write_queued(deadline)  # what was queued before goes out before the close
             self.transport.close_gracefully()
         except ConnectionClosed:
             return  # the reader reports the end

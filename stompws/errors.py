@@ -14,6 +14,8 @@ The tree is grouped by what the caller can do about the failure::
     ├── ProtocolError                     the peer broke STOMP: a malformed or oversized frame
     ├── ConnectionClosed                  an established connection ended (``.code``, ``.reason``)
     │   ├── HeartbeatTimeout (TimeoutError) the broker went silent for too long
+    │   ├── WriteTimeout (TimeoutError)   a write did not finish within write_timeout: the
+    │   │                                  broker stopped reading (the connection is ended)
     │   └── ReconnectFailed               ... and the reconnect policy gave up (``__cause__``:
     │                                      the last attempt's error)
     ├── ReceiptTimeout (TimeoutError)     no RECEIPT arrived in time
@@ -43,6 +45,7 @@ __all__ = [
     "ReconnectFailed",
     "StompError",
     "UsageError",
+    "WriteTimeout",
 ]
 
 
@@ -106,6 +109,13 @@ class ConnectionClosed(StompError):
 
 class HeartbeatTimeout(ConnectionClosed, TimeoutError):
     """The broker sent nothing, not even a heart-beat, for longer than the agreed tolerance."""
+
+
+class WriteTimeout(ConnectionClosed, TimeoutError):
+    """A write did not finish in time (``write_timeout``): the broker stopped reading.
+
+    Part of the frame may have gone out, so the connection cannot go on: it is ended.
+    """
 
 
 class ReconnectFailed(ConnectionClosed):

@@ -1,72 +1,56 @@
-"""STOMP over WebSocket (ws://, wss://): the handshake by ``websocket-client``, the framing here.
+"""STOMP over WebSocket (ws://, wss://): the handshake by ``websocket-client``, the framing by
+``ws_framing``, the socket a ``sockets.Stream``.
 
 We open the TCP (and TLS) socket ourselves, so that connect errors and certificate checks
 read the same as over plain TCP, and hand it to websocket-client for the opening handshake.
-After it, this module reads and writes RFC 6455 frames on the socket itself, because
-websocket-client's per-message path was most of the client's CPU (measured with
-benchmarks/bench_e2e.py, see benchmarks/RESULTS.md):
+After it, this module reads and writes RFC 6455 frames on the socket itself (why: see
+``ws_framing``): it reads up to 256 KiB a call, hands the STOMP parser the payloads found,
+answers pings, and answers and raises a close after the data before it.
 
-* Reading: websocket-client makes two or three ``recv`` calls per message (header, length,
-  payload) and builds an object per frame. We read up to 256 KiB a call and hand the STOMP
-  parser the payloads of every data frame found, joined: STOMP over WebSocket is a byte
-  stream whose frames may be split across messages or share one anyway, so message
-  boundaries carry no meaning for the parser. Fragments (continuation frames) need no
-  reassembly for the same reason, and a large payload goes to the parser as it arrives.
-  Pings are answered, a close is answered and raised after the data before it.
-* Writing: a frame costs one header, a mask and one ``sendall``. Mask keys come from
-  ``os.urandom`` (the strong source RFC 6455 section 5.3 asks for), 1,024 keys a call
-  instead of one call a frame. Large payloads are masked with ``bytes.translate``, four
-  strided passes of a C loop: three times as fast as the integer XOR websocket-client uses.
-* No UTF-8 check of received text messages (websocket-client's costs about 50 µs in pure
-  Python, and RabbitMQ sends non-UTF-8 bodies inside text messages anyway): the STOMP
-  parser checks what STOMP requires (a UTF-8 header block).
-
-Choices required by brokers:
-
-* A frame that is valid UTF-8 goes out as a text message (ActiveMQ ignores binary ones),
-  anything else as binary (RabbitMQ closes with 1007 on a text message that is not UTF-8).
-* One whole frame per message, each heart-beat its own message: ActiveMQ Classic cannot
-  reassemble frames split across messages.
+The handshake never follows a redirect (websocket-client would, three times by default):
+that would send ``ws_headers``, often credentials, to a host the caller never named, and
+start a new connection past the handshake's deadline. A 3xx answer is a ``ConnectError``
+naming the status and the Location.
 
 Threads: one lock serialises every write (our frames, and the pongs and close replies the
 reader sends), and ``close`` takes it too, so that the socket is never closed under a write.
 The reader never waits for that lock: a write may be blocked on a broker that is waiting for
-us to read. A pong it cannot send at once goes out in front of the next write (heart-beats
-make one soon); a close answer it cannot send is skipped, as the socket goes down anyway.
+us to read. A pong it cannot send at once goes out when the write in progress ends (the
+writer sends it after releasing the lock); a close answer it cannot send is skipped, as the
+socket goes down anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import ssl
 import string
 import threading
-from collections.abc import Sequence
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final
 
 import websocket
 
+from .endpoint import Endpoint, without_credentials
 from .errors import ConnectError, ConnectionClosed, ConnectTimeout, UsageError
-from .transport import (
-    Endpoint,
-    HandshakeGuard,
-    connect_socket,
-    make_blocking,
-    readable_now,
-    receive,
-    shutdown,
+from .sockets import HandshakeGuard, Stream, connect_socket
+from .ws_framing import (
+    CLOSE,
+    PONG,
+    STATUS_NORMAL,
+    STATUS_PROTOCOL_ERROR,
+    Close,
+    FrameReader,
+    FrameWriter,
+    FramingError,
 )
+
+if TYPE_CHECKING:
+    import socket
+    import ssl
 
 __all__ = ["WebSocketTransport", "subprotocols_for"]
 
-_TEXT: Final = 0x1
-_BINARY: Final = 0x2
-_CLOSE: Final = 0x8
-_PING: Final = 0x9
-_PONG: Final = 0xA
-_STATUS_NORMAL: Final = 1000
+_READ_SIZE: Final = 256 * 1024
+_REDIRECTS: Final = frozenset((300, 301, 302, 303, 305, 307, 308))
 
 
 def subprotocols_for(versions: tuple[str, ...]) -> list[str]:
@@ -75,22 +59,22 @@ def subprotocols_for(versions: tuple[str, ...]) -> list[str]:
 
 
 class WebSocketTransport:
-    def __init__(self, endpoint: Endpoint, ws: websocket.WebSocket) -> None:
+    """The ``transport.Transport`` for ws:// and wss://, on a socket after the handshake."""
+
+    def __init__(self, endpoint: Endpoint, stream: Stream, subprotocol: str | None) -> None:
         self.endpoint = endpoint
-        self._ws = ws  # kept for its shutdown(); after the handshake we frame ourselves
-        sock = ws.sock
-        if sock is None:
-            raise ConnectError(f"WebSocket handshake with {endpoint.url} left no socket")
-        self._sock: socket.socket = sock
-        self.subprotocol: str | None = ws.subprotocol
-        self._aborted = False
+        self.subprotocol = subprotocol
+        self._stream = stream
         self._write_lock = threading.Lock()  # every write, and close (module docstring)
-        self._masks = _MaskKeys()  # used under _write_lock only
-        self._buffer = bytearray()  # read from the socket, not yet handed out (reader only)
-        self._payload_left = 0  # bytes of the current data frame's payload still to come
+        self._writer = FrameWriter()  # used under _write_lock only
+        self._reader = FrameReader()  # the reader thread's
         self._peer_close: ConnectionClosed | None = None  # a close seen, raised next recv
         self._close_sent = False
         self._pong_due: bytes | None = None  # a ping's payload still to answer
+        self._on_eof = (
+            f"connection to {endpoint.url} lost: the broker closed the TCP connection "
+            "without a WebSocket close"
+        )
 
     @classmethod
     def open(
@@ -105,81 +89,70 @@ class WebSocketTransport:
     ) -> WebSocketTransport:
         handshake_headers = _checked_headers(ws_headers)
         sock = connect_socket(endpoint, guard, ssl_context)
-        offered = subprotocols_for(versions)
         try:
-            ws = websocket.create_connection(
-                endpoint.request_url,
-                timeout=guard.remaining(),
-                socket=sock,
-                subprotocols=offered,
-                header=handshake_headers,
-                skip_utf8_validation=True,
-                enable_multithread=True,
-            )
-        except websocket.WebSocketBadStatusException as error:
+            subprotocol = _handshake(endpoint, sock, guard, handshake_headers, versions)
+            stream = Stream(sock, write_timeout=write_timeout, where=endpoint.url)
+        except OSError as error:
             sock.close()
-            raise ConnectError(
-                f"WebSocket handshake with {endpoint.url} refused: HTTP {error.status_code}"
-            ) from None
-        except (websocket.WebSocketTimeoutException, TimeoutError):
+            raise ConnectError(f"cannot set up the socket to {endpoint.url}: {error}") from error
+        except BaseException:
             sock.close()
-            raise ConnectTimeout(
-                f"WebSocket handshake with {endpoint.url} did not finish within {guard.timeout:g} s"
-            ) from None
-        except (websocket.WebSocketException, OSError) as error:
-            sock.close()
-            raise ConnectError(
-                f"WebSocket handshake with {endpoint.url} failed: {error}"
-            ) from error
-        if ws.subprotocol is not None and ws.subprotocol.lower() not in offered:
-            ws.shutdown()  # type: ignore[no-untyped-call]
-            raise ConnectError(
-                f"{endpoint.url} chose WebSocket subprotocol {ws.subprotocol!r}, "
-                f"which was not offered ({', '.join(offered)})"
-            )
-        make_blocking(sock, write_timeout)
-        return cls(endpoint, ws)
+            raise
+        return cls(endpoint, stream, subprotocol)
 
     # -- writing (any thread) ---------------------------------------------------------------
 
-    def send(self, data: bytes) -> None:
-        self._write(_message_opcode(data), (data,))
+    def send(self, data: bytes, timeout: float | None = None) -> None:
+        """One whole message (see ``transport.Transport.send``)."""
+        with self._write_lock:
+            wire = self._writer.message(data)
+            self._write_locked(wire, timeout)
+        self._answer_late_ping()
 
-    def _write(self, opcode: int | None, frames: Sequence[bytes], *, wait: bool = True) -> bool:
-        """Frame, mask and write ``frames``; ``opcode`` None: the right one for each.
+    def _answer_late_ping(self) -> None:
+        # A ping that came while this write held the lock could not be answered by the
+        # reader; with heart-beats off no other write may follow, so the writer answers it.
+        # Checked after the lock is released: the reader sets the pong first and then tries
+        # the lock, so one of the two sees the other.
+        if self._pong_due is not None:
+            with contextlib.suppress(ConnectionClosed):  # the reader reports a dead socket
+                self._write_if_free(None)
 
-        ``wait=False`` (the reader's own writes) gives up at once, returning False, when
-        another thread is writing: that write may be blocked on a broker that waits for
-        us to read, and the reader must go on reading.
-        """
-        if not self._write_lock.acquire(blocking=wait):
+    def _write_locked(self, wire: bytes, timeout: float | None = None) -> None:
+        pong = self._pong_due
+        if pong is not None:  # a ping the reader could not answer itself: now
+            self._pong_due = None
+            wire = self._writer.control(PONG, pong) + wire
+        self._stream.send(wire, timeout)
+
+    def _write_if_free(self, opcode: int | None, payload: bytes = b"") -> bool:
+        """The reader's own writes: False at once when another thread is writing, as that
+        write may be blocked on a broker that waits for us to read."""
+        if not self._write_lock.acquire(blocking=False):
             return False
         try:
-            masks = self._masks
-            wire = b"".join(
-                [_encode(opcode or _message_opcode(f), f, masks.take()) for f in frames]
-            )
-            pong = self._pong_due
-            if pong is not None:  # a ping the reader could not answer itself: now
-                self._pong_due = None
-                wire = _encode(_PONG, pong, masks.take()) + wire
-            self._sock.sendall(wire)
-        except OSError as error:
-            raise ConnectionClosed(f"write to {self.endpoint.url} failed: {error}") from error
+            self._write_locked(b"" if opcode is None else self._writer.control(opcode, payload))
         finally:
             self._write_lock.release()
         return True
 
     def close_gracefully(self) -> None:
         try:
-            self._send_close(_STATUS_NORMAL.to_bytes(2, "big"), wait=True)
+            with self._write_lock:
+                if not self._close_sent:
+                    self._close_sent = True
+                    self._write_locked(
+                        self._writer.control(CLOSE, STATUS_NORMAL.to_bytes(2, "big"))
+                    )
         except ConnectionClosed:
             self.abort()
 
-    def _send_close(self, payload: bytes, *, wait: bool) -> None:
-        """Send a close frame unless one went out already (RFC 6455 5.5.1: only one)."""
-        if not self._close_sent and self._write(_CLOSE, (payload,), wait=wait):
-            self._close_sent = True
+    def _send_close_if_free(self, payload: bytes) -> None:
+        """A close frame unless one went out already (RFC 6455 5.5.1: only one)."""
+        # Not waiting for a writer: the socket goes down anyway.
+        with contextlib.suppress(ConnectionClosed):
+            if not self._close_sent and self._write_if_free(CLOSE, payload):
+                self._close_sent = True
 
     # -- reading (the reader thread only) -----------------------------------------------------
 
@@ -188,161 +161,98 @@ class WebSocketTransport:
         while True:
             if self._peer_close is not None:
                 raise self._peer_close
-            data = self._take_payloads()
-            if data:
-                return data
-            if self._peer_close is not None:
-                raise self._peer_close
-            self._fill()
+            chunk = self._stream.recv(_READ_SIZE, self._on_eof)
+            try:
+                received = self._reader.receive_data(chunk)
+            except FramingError as error:
+                self._send_close_if_free(STATUS_PROTOCOL_ERROR.to_bytes(2, "big"))
+                raise ConnectionClosed(f"connection to {self.endpoint.url} lost: {error}") from None
+            if received.pings:
+                # Answered now, or in front of the next write; the latest one is enough
+                # (RFC 6455 5.5.3).
+                self._pong_due = received.pings[-1]
+                self._write_if_free(None)
+            if received.close is not None:
+                self._peer_closed(received.close)
+            if received.data:
+                return received.data
 
-    def _fill(self) -> None:
-        self._buffer += receive(
-            self._sock,
-            self,
-            f"connection to {self.endpoint.url} lost: the broker closed the TCP connection "
-            "without a WebSocket close",
-        )
-
-    def _take_payloads(self) -> bytes:
-        """Parse the frames in the buffer: payloads out, control frames handled.
-
-        A data frame's payload is handed out as far as it has arrived (the STOMP parser
-        streams), so a large message is never held here whole.
-        """
-        buf = self._buffer
-        end = len(buf)
-        pos = 0
-        out: list[bytes | bytearray] = []
-        while pos < end:
-            left = self._payload_left
-            if left:
-                take = min(left, end - pos)
-                out.append(buf[pos : pos + take])
-                pos += take
-                self._payload_left = left - take
-                continue
-            if end - pos < 2:
-                break
-            first, second = buf[pos], buf[pos + 1]
-            if second & 0x80:
-                self._fail("the broker sent a masked frame (RFC 6455 5.1)")
-            if first & 0x70:
-                self._fail("the broker set reserved bits no extension was agreed for")
-            length = second & 0x7F
-            head = 2
-            if length == 126:
-                head = 4
-                if end - pos < head:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-            elif length == 127:
-                head = 10
-                if end - pos < head:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-            opcode = first & 0x0F
-            if opcode <= _BINARY:  # continuation, text, binary: all one byte stream
-                pos += head
-                self._payload_left = length
-                continue
-            if opcode not in (_CLOSE, _PING, _PONG):
-                self._fail(f"the broker sent a frame with unknown opcode {opcode}")
-            if length > 125 or not first & 0x80:
-                self._fail("the broker sent a control frame that is fragmented or too long")
-            if end - pos < head + length:
-                break
-            payload = bytes(buf[pos + head : pos + head + length])
-            pos += head + length
-            if opcode == _PING:
-                # Answered now, or in front of the next write (see _write).
-                self._pong_due = payload
-                self._write(None, (), wait=False)
-            elif opcode == _CLOSE:
-                self._peer_closed(payload)
-                break
-        del buf[:pos]
-        if len(out) == 1:
-            return bytes(out[0])
-        return b"".join(out)
-
-    def _peer_closed(self, payload: bytes) -> None:
-        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-        reason = payload[2:].decode("utf-8", "replace") or f"{self.endpoint.url} closed"
-        self._peer_close = ConnectionClosed(reason, code=code)
-        # The answer echoes the code (RFC 6455 5.5.1). The broker may have gone already:
-        # its close is what we report either way.
-        # Not waiting for a writer: the socket goes down anyway.
-        with contextlib.suppress(ConnectionClosed):
-            self._send_close(payload[:2], wait=False)
-
-    def _fail(self, what: str) -> NoReturn:
-        raise ConnectionClosed(f"connection to {self.endpoint.url} lost: {what}")
+    def _peer_closed(self, close: Close) -> None:
+        reason = close.reason or f"{self.endpoint.url} closed"
+        self._peer_close = ConnectionClosed(reason, code=close.code)
+        # The broker may have gone already: its close is what we report either way.
+        self._send_close_if_free(close.answer)
 
     def readable_now(self) -> bool:
-        return readable_now(self._sock)
+        return self._stream.readable_now()
 
     def abort(self) -> None:
-        self._aborted = True
-        shutdown(self._sock)
+        self._stream.abort()
 
     def close(self) -> None:
         # Under the write lock: never close the socket while another thread writes to it
         # (a known crash with TLS).
         with self._write_lock:
-            self._ws.shutdown()  # type: ignore[no-untyped-call]
+            self._stream.close()
 
 
-class _MaskKeys:
-    """Mask keys from ``os.urandom`` (RFC 6455 5.3: a strong source of entropy), fetched
-    1,024 at a time: one system call per 1,024 frames instead of one per frame. Not
-    thread-safe: the transport uses it under its write lock."""
+def _handshake(
+    endpoint: Endpoint,
+    sock: socket.socket,
+    guard: HandshakeGuard,
+    headers: list[str],
+    versions: tuple[str, ...],
+) -> str | None:
+    """The opening handshake on ``sock``; the subprotocol the server chose."""
+    offered = subprotocols_for(versions)
+    ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
+    ws.settimeout(guard.remaining())
+    try:
+        ws.connect(  # type: ignore[no-untyped-call]
+            endpoint.request_url,
+            socket=sock,
+            subprotocols=offered,
+            header=headers,
+            redirect_limit=0,  # module docstring
+        )
+    except websocket.WebSocketBadStatusException as error:
+        raise ConnectError(
+            f"WebSocket handshake with {endpoint.url} refused: HTTP {error.status_code}"
+        ) from None
+    except (websocket.WebSocketTimeoutException, TimeoutError):
+        raise ConnectTimeout(
+            f"WebSocket handshake with {endpoint.url} did not finish within {guard.timeout:g} s"
+        ) from None
+    except Exception as error:  # anything else websocket-client raises: still a ConnectError
+        redirect = _redirect(ws)
+        if redirect is not None:
+            raise ConnectError(
+                f"WebSocket handshake with {endpoint.url} answered {redirect}; "
+                "redirects are not followed: connect to the new URL if you trust it"
+            ) from None
+        raise ConnectError(f"WebSocket handshake with {endpoint.url} failed: {error}") from error
+    if ws.subprotocol is not None and ws.subprotocol.lower() not in offered:
+        raise ConnectError(
+            f"{endpoint.url} chose WebSocket subprotocol {ws.subprotocol!r}, "
+            f"which was not offered ({', '.join(offered)})"
+        )
+    return ws.subprotocol  # type: ignore[no-any-return]
 
-    _BATCH = 4 * 1024
 
-    def __init__(self) -> None:
-        self._pool = os.urandom(self._BATCH)
-        self._at = 0
-
-    def take(self) -> bytes:
-        at = self._at
-        if at >= self._BATCH:
-            self._pool = os.urandom(self._BATCH)
-            at = 0
-        self._at = at + 4
-        return self._pool[at : at + 4]
-
-
-def _message_opcode(data: bytes) -> int:
-    return _TEXT if data.isascii() or _is_utf8(data) else _BINARY
-
-
-# payload -> payload XOR byte: 256 tables of 256 bytes, for masking with bytes.translate.
-_XOR_TABLES: Final = [bytes(value ^ key for value in range(256)) for key in range(256)]
-_TRANSLATE_FROM: Final = 1024  # below this, one integer XOR is faster than four passes
-
-
-def _encode(opcode: int, payload: bytes, key: bytes) -> bytes:
-    """One final, masked client frame (RFC 6455 5.2) carrying ``payload``."""
-    length = len(payload)
-    if length < 126:
-        head = bytes((0x80 | opcode, 0x80 | length))
-    elif length < 0x10000:
-        head = bytes((0x80 | opcode, 0xFE)) + length.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0xFF)) + length.to_bytes(8, "big")
-    head += key
-    if length < _TRANSLATE_FROM:
-        repeated = key * (length // 4) + key[: length % 4]
-        masked = int.from_bytes(payload, "little") ^ int.from_bytes(repeated, "little")
-        return head + masked.to_bytes(length, "little")
-    # Bytes 0, 4, 8, ... are XORed with key[0], bytes 1, 5, 9, ... with key[1], and so on:
-    # four strided slices, each mapped through a table in C, written into place.
-    start = len(head)
-    wire = bytearray(head)
-    wire += payload
-    for lane in range(4):
-        wire[start + lane :: 4] = payload[lane::4].translate(_XOR_TABLES[key[lane]])
-    return bytes(wire)
+def _redirect(ws: websocket.WebSocket) -> str | None:
+    """``HTTP 302 to <Location>`` when the handshake was answered with a redirect."""
+    response = getattr(ws, "handshake_response", None)
+    status = getattr(response, "status", None)
+    if status not in _REDIRECTS:
+        return None
+    headers = getattr(response, "headers", None) or {}
+    location = str(headers.get("location", "")) if isinstance(headers, dict) else ""
+    # The Location is the peer's text: shown without credentials, on one line, short.
+    shown = without_credentials(location).encode("ascii", "backslashreplace").decode()
+    shown = shown.replace("\r", "\\r").replace("\n", "\\n")
+    if len(shown) > 200:
+        shown = shown[:200] + "..."
+    return f"HTTP {status} to {shown!r}" if shown else f"HTTP {status} without a Location"
 
 
 # An HTTP header name is a "token" (RFC 9110, 5.1 and 5.6.2).
@@ -368,11 +278,3 @@ def _checked_headers(headers: dict[str, str] | None) -> list[str]:
             )
         lines.append(f"{name}: {value}")
     return lines
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True

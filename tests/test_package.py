@@ -32,6 +32,8 @@ def test_py_typed_ships() -> None:
         (errors.BrokerError, (errors.StompError,)),
         (errors.ProtocolError, (errors.StompError,)),
         (errors.HeartbeatTimeout, (errors.ConnectionClosed, TimeoutError)),
+        (errors.WriteTimeout, (errors.ConnectionClosed, TimeoutError)),
+        (errors.ReconnectFailed, (errors.ConnectionClosed,)),
         (errors.ReceiptTimeout, (errors.StompError, TimeoutError)),
         (errors.ReceiveTimeout, (errors.StompError, TimeoutError)),
     ],

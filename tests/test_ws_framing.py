@@ -1,28 +1,28 @@
-"""Frame-level checks of stompws.ws_transport's own RFC 6455 reader and writer."""
+"""stompws.ws_framing, the sans-IO RFC 6455 codec: bytes in, payloads and control frames out;
+messages in, bytes out. No sockets (the transport around it: tests/test_transport_ws.py)."""
 
 from __future__ import annotations
 
 import os
-import socket
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from websocket import ABNF
+from hypothesis import given
+from hypothesis import strategies as st
 
-from stompws.errors import ConnectionClosed
-from stompws.transport import parse_url
-from stompws.ws_transport import WebSocketTransport
-
-
-class Handshaken:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.subprotocol = "v12.stomp"
-
-    def shutdown(self) -> None:
-        self.sock.close()
+from stompws.ws_framing import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    Close,
+    FrameReader,
+    FrameWriter,
+    FramingError,
+    Received,
+    encode_frame,
+)
 
 
 def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
@@ -37,118 +37,154 @@ def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
     return head + payload
 
 
-def read_client_frame(sock: socket.socket) -> tuple[int, bytes]:
-    def exactly(n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            assert chunk
-            data += chunk
-        return data
+def unmask(key: bytes, data: bytes) -> bytes:
+    return bytes(byte ^ key[i % 4] for i, byte in enumerate(data))
 
-    b0, b1 = exactly(2)
+
+def decode_client_frame(wire: bytes) -> tuple[int, bytes]:
+    """The opcode and unmasked payload of the one client frame ``wire`` holds."""
+    b0, b1 = wire[0], wire[1]
     assert b0 & 0x80 and b1 & 0x80  # final and masked
-    n = b1 & 0x7F
+    n, at = b1 & 0x7F, 2
     if n == 126:
-        n = int.from_bytes(exactly(2), "big")
+        n, at = int.from_bytes(wire[2:4], "big"), 4
     elif n == 127:
-        n = int.from_bytes(exactly(8), "big")
-    key = exactly(4)
-    return b0 & 0x0F, ABNF.mask(key, exactly(n))
+        n, at = int.from_bytes(wire[2:10], "big"), 10
+    key, payload = wire[at : at + 4], wire[at + 4 :]
+    assert len(payload) == n
+    return b0 & 0x0F, unmask(key, payload)
 
 
-Pair = tuple[WebSocketTransport, socket.socket]
-
-
-@pytest.fixture
-def pair() -> Iterator[Pair]:
-    a, b = socket.socketpair()
-    t = WebSocketTransport(parse_url("ws://127.0.0.1/ws"), Handshaken(a))  # type: ignore[arg-type]
-    yield t, b
-    b.close()
-    a.close()
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 1023, 1024, 65535, 65536, 300_000])
-def test_send_round_trips(pair: Pair, size: Any) -> None:
-    t, peer = pair
-    data = os.urandom(size) if size % 2 else b"a" * size
-    out: list[tuple[int, bytes]] = []
-    th = threading.Thread(target=lambda: out.append(read_client_frame(peer)))
-    th.start()
-    t.send(data)
-    th.join(5)
-    opcode, payload = out[0]
+@pytest.mark.parametrize("kind", ["ascii", "utf8", "random"])
+def test_messages_round_trip_with_the_right_opcode(size: int, kind: str) -> None:
+    if kind == "ascii":
+        data = b"a" * size
+    elif kind == "utf8":
+        data = ("é" * size).encode()[:size].ljust(size, b"a")
+        data = data if is_utf8(data) else data[:-1] + b"a"
+    else:
+        data = os.urandom(size)
+    opcode, payload = decode_client_frame(FrameWriter().message(data))
     assert payload == data
-    assert opcode == (1 if data.isascii() else 2) or size % 2
+    assert opcode == (TEXT if is_utf8(data) else BINARY)
 
 
-def test_recv_streams_split_fragmented_and_many(pair: Pair) -> None:
-    t, peer = pair
+def test_non_utf8_goes_out_binary_and_utf8_text() -> None:
+    writer = FrameWriter()
+    assert decode_client_frame(writer.message(b"\xff\xfe"))[0] == BINARY
+    assert decode_client_frame(writer.message("héllo".encode()))[0] == TEXT
+
+
+def test_rfc_6455_masked_hello() -> None:
+    # RFC 6455 5.7: a single-frame masked text message.
+    wire = encode_frame(TEXT, b"Hello", bytes.fromhex("37fa213d"))
+    assert wire == bytes.fromhex("818537fa213d7f9f4d5158")
+
+
+def test_mask_keys_come_from_the_given_source_in_batches() -> None:
+    calls: list[int] = []
+
+    def source(n: int) -> bytes:
+        calls.append(n)
+        return bytes(range(4)) * (n // 4)
+
+    writer = FrameWriter(random=source)
+    for _ in range(1025):
+        wire = writer.control(PONG, b"")
+        assert wire == bytes((0x80 | PONG, 0x80)) + bytes(range(4))
+    assert calls == [4096, 4096]
+
+
+def test_split_fragmented_and_many_frames_one_byte_at_a_time() -> None:
     wire = (
-        server_frame(1, b"CONNECTED\n\n\x00")
-        + server_frame(1, b"MESS", fin=False)
+        server_frame(TEXT, b"CONNECTED\n\n\x00")
+        + server_frame(TEXT, b"MESS", fin=False)
         + server_frame(0, b"AGE\n\nx\x00")
-        + server_frame(2, b"\n")
+        + server_frame(BINARY, b"\n")
     )
+    reader = FrameReader()
     got = b""
-    for i in range(len(wire)):  # one byte at a time
-        peer.sendall(wire[i : i + 1])
-    while len(got) < len(b"CONNECTED\n\n\x00MESSAGE\n\nx\x00\n"):
-        got += t.recv()
+    for i in range(len(wire)):
+        received = reader.receive_data(wire[i : i + 1])
+        assert received.pings == () and received.close is None
+        got += received.data
     assert got == b"CONNECTED\n\n\x00MESSAGE\n\nx\x00\n"
 
 
-def test_large_payload_streams(pair: Pair) -> None:
-    t, peer = pair
+def test_a_large_payload_streams_as_it_arrives() -> None:
     body = os.urandom(1 << 20)
-    th = threading.Thread(target=lambda: peer.sendall(server_frame(2, body)))
-    th.start()
-    got = b""
-    while len(got) < len(body):
-        got += t.recv()
-    th.join()
-    assert got == body
+    wire = server_frame(BINARY, body)
+    reader = FrameReader()
+    first = reader.receive_data(wire[: 10 + 1000])
+    assert first.data == body[:1000]  # handed out before the rest arrived
+    assert reader.receive_data(wire[10 + 1000 :]).data == body[1000:]
 
 
-def test_ping_is_answered_and_close_is_raised_after_data(pair: Pair) -> None:
-    t, peer = pair
-    peer.sendall(
-        server_frame(9, b"hi")
-        + server_frame(1, b"data")
-        + server_frame(8, (1000).to_bytes(2, "big") + b"bye")
+def test_pings_and_a_close_after_data() -> None:
+    reader = FrameReader()
+    received = reader.receive_data(
+        server_frame(PING, b"hi")
+        + server_frame(TEXT, b"data")
+        + server_frame(CLOSE, (1000).to_bytes(2, "big") + b"bye")
+        + server_frame(TEXT, b"after the close")
     )
-    assert t.recv() == b"data"
-    with pytest.raises(ConnectionClosed) as info:
-        t.recv()
-    assert info.value.code == 1000 and "bye" in str(info.value)
-    assert read_client_frame(peer) == (0xA, b"hi")
-    assert read_client_frame(peer) == (0x8, (1000).to_bytes(2, "big"))
-    t.close_gracefully()  # only one close goes out
-    peer.settimeout(0.2)
-    with pytest.raises(socket.timeout):
-        peer.recv(10)
+    assert received == Received(b"data", (b"hi",), Close(1000, "bye"))
+    assert received.close is not None and received.close.answer == (1000).to_bytes(2, "big")
+    assert reader.receive_data(server_frame(TEXT, b"more")) == Received(b"")
+
+
+def test_a_close_without_code_is_answered_without_one() -> None:
+    received = FrameReader().receive_data(server_frame(CLOSE, b""))
+    assert received.close == Close(None, "")
+    assert received.close.answer == b""
+
+
+def test_a_pong_is_ignored() -> None:
+    assert FrameReader().receive_data(server_frame(PONG, b"x") + server_frame(TEXT, b"y")) == (
+        Received(b"y")
+    )
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "why"),
     [
-        bytes((0x81, 0x81, 1, 2, 3, 4, 0)),
-        bytes((0xC1, 0)),
-        bytes((0x83, 0)),
-        bytes((0x09, 0)),
-        bytes((0x89, 126, 0, 200)),
+        (bytes((0x81, 0x81, 1, 2, 3, 4, 0)), "masked"),
+        (bytes((0xC1, 0)), "reserved bits"),
+        (bytes((0x83, 0)), "unknown opcode 3"),
+        (bytes((0x09, 0)), "fragmented"),
+        (bytes((0x89, 126, 0, 200)), "too long"),
     ],
 )
-def test_protocol_violations_end_the_connection(pair: Pair, bad: Any) -> None:
-    t, peer = pair
-    peer.sendall(bad)
-    with pytest.raises(ConnectionClosed, match="lost"):
-        t.recv()
+def test_protocol_violations_are_framing_errors(bad: bytes, why: str) -> None:
+    with pytest.raises(FramingError, match=why):
+        FrameReader().receive_data(bad)
 
 
-def test_eof_and_abort(pair: Pair) -> None:
-    t, peer = pair
-    peer.shutdown(socket.SHUT_WR)
-    with pytest.raises(ConnectionClosed, match="without a WebSocket close"):
-        t.recv()
+@given(
+    st.lists(st.tuples(st.sampled_from([TEXT, BINARY, PING]), st.binary(max_size=300))),
+    st.lists(st.integers(min_value=1, max_value=400), min_size=1),
+)
+def test_any_split_gives_the_same_payloads(frames: list[Any], cuts: list[int]) -> None:
+    wire = b"".join(server_frame(op, p if op != PING else p[:125]) for op, p in frames)
+    expected_data = b"".join(p for op, p in frames if op != PING)
+    expected_pings = [p[:125] for op, p in frames if op == PING]
+    reader = FrameReader()
+    data, pings, at, turn = b"", [], 0, 0
+    while at < len(wire):
+        step = cuts[turn % len(cuts)]
+        received = reader.receive_data(wire[at : at + step])
+        data += received.data
+        pings += received.pings
+        at += step
+        turn += 1
+    assert data == expected_data
+    assert pings == expected_pings
