@@ -42,7 +42,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
@@ -108,6 +108,13 @@ def message_bytes(
     extra = headers.items() if isinstance(headers, Mapping) else headers or ()
     pairs.extend(extra)
     return frame_bytes("MESSAGE", pairs, body)
+
+
+def _shortened(data: bytes, keep: int = 400) -> str:
+    # A failure message shows the frames around a large body, not megabytes of it.
+    if len(data) <= 2 * keep:
+        return repr(data)
+    return f"{data[:keep]!r} ...({len(data) - 2 * keep} bytes)... {data[-keep:]!r}"
 
 
 def _header_kwargs(headers: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -265,8 +272,10 @@ class PeerConnection:
         tls: ssl.SSLContext | None,
         subprotocol: str | None,
         handshake_response: bytes | None,
+        answer_disconnect: bool,
     ) -> None:
         self.number = next(_numbers)
+        self.answer_disconnect = answer_disconnect
         self.kind = kind
         self._channel = _Channel(sock, tls)
         self._websocket = kind in ("ws", "wss")
@@ -329,7 +338,7 @@ class PeerConnection:
         with self._condition:
             state = "client closed" if self._eof else "open"
             failure = f", reader failed: {self.failure!r}" if self.failure else ""
-            return f"{self!r} ({state}{failure}) received {bytes(self._stream)!r}"
+            return f"{self!r} ({state}{failure}) received {_shortened(bytes(self._stream))}"
 
     def next_item(self, timeout: float = 2.0) -> Frame | Heartbeat | None:
         """The next frame or heart-beat not looked at yet; None when the client ended."""
@@ -367,6 +376,23 @@ class PeerConnection:
         item = self.next_item(timeout)
         if item is not HEARTBEAT:
             raise AssertionError(f"expected a heart-beat, got {item!r}; {self.describe()}")
+
+    @property
+    def client_ended(self) -> bool:
+        """Whether the client closed its side (EOF), or the reader stopped on an error."""
+        with self._condition:
+            return self._eof
+
+    def wait_until(self, ready: Callable[[], object], what: str, timeout: float = 2.0) -> None:
+        """Wait until ``ready()`` is true; it is asked again whenever the client sent
+        something or ended."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while not ready():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no {what} within {timeout:g} s; {self.describe()}")
+                self._condition.wait(remaining)
 
     def wait_closed(self, timeout: float = 2.0) -> bool:
         """Whether the client ended its side (EOF or error) within ``timeout``."""
@@ -603,12 +629,19 @@ class PeerConnection:
     def _stomp_received(self, data: bytes) -> None:
         with self._condition:
             self._stream += data
+            new: list[Frame | Heartbeat] = []
             if self.parse_error is None:
                 try:
-                    self._items += self._parser.feed(data)
+                    new = self._parser.feed(data)
                 except ProtocolError as error:
                     self.parse_error = error
+                self._items += new
             self._condition.notify_all()
+        for item in new:
+            if self.answer_disconnect and isinstance(item, Frame) and item.command == "DISCONNECT":
+                receipt_id = item.headers.get("receipt")
+                if receipt_id is not None:
+                    self.receipt(receipt_id)
 
     def _ws_handshake(self) -> bytes:
         request = bytearray()
@@ -700,11 +733,15 @@ class ScriptedPeer:
         receive_buffer: int | None = None,
         subprotocol: str | None = "v12.stomp",
         handshake_response: bytes | None = None,
+        answer_disconnect: bool = True,
     ) -> None:
         """``receive_buffer``: SO_RCVBUF (bytes) for accepted sockets, set before listen()
         so that it applies from the first segment; small, so that ``stop_reading()`` blocks
         the client soon. ``subprotocol``: the WebSocket subprotocol chosen (None: none).
-        ``handshake_response``: bytes sent instead of a WebSocket handshake answer."""
+        ``handshake_response``: bytes sent instead of a WebSocket handshake answer.
+        ``answer_disconnect``: answer a DISCONNECT's receipt at once, as brokers do, so
+        that tests end quickly; False leaves it to the test."""
+        self._answer_disconnect = answer_disconnect
         self.transport = transport
         self._subprotocol = subprotocol
         self._handshake_response = handshake_response
@@ -779,6 +816,7 @@ class ScriptedPeer:
                 self._tls_server,
                 self._subprotocol,
                 self._handshake_response,
+                self._answer_disconnect,
             )
             with self._lock:
                 self.connections.append(connection)
