@@ -20,7 +20,7 @@ import pytest
 import stompws
 from stompws import Frame
 
-from .support.peer import PeerConnection, ScriptedPeer, TransportName
+from .support.peer import PeerConnection, ScriptedPeer, TransportName, frame_bytes
 
 T = TypeVar("T")
 
@@ -478,3 +478,281 @@ def test_disconnect_from_on_connected_wins(harness: Harness, transport: Transpor
             _assert_closed_for_good(harness, peer, client)
         except AssertionError as error:
             raise AssertionError(f"round {attempt}: {error}; {conn.describe()}") from error
+
+
+# -- defect 4: the frames before a malformed one are lost ------------------------------------
+
+MALFORMED = {
+    "receipt-without-id": frame_bytes("RECEIPT", {}),
+    "unknown-command": frame_bytes("BOGUS", {"x": "y"}),
+    "second-connected": frame_bytes("CONNECTED", {"version": "1.2"}),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="defect 4: the frames before a malformed one are lost")
+@pytest.mark.parametrize("bad", sorted(MALFORMED))
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_messages_before_a_malformed_frame_are_delivered(
+    harness: Harness, transport: TransportName, bad: str
+) -> None:
+    peer = harness.peer(transport)
+    client = harness.client(peer)
+    recorder = Recorder()
+    client.add_listener(recorder)
+    conn = harness.connect(peer, client)
+    subscription = client.subscribe("/queue/a", id="s1")
+    conn.expect("SUBSCRIBE")
+    one = conn.message_bytes("/queue/a", "s1", "one")
+    two = conn.message_bytes("/queue/a", "s1", "two")
+    conn.send_raw(one + two + MALFORMED[bad])  # one write, one WebSocket message
+    [reason] = recorder.wait_for("disconnected")
+    assert isinstance(reason, stompws.ProtocolError), f"{reason!r}; {conn.describe()}"
+    heard = [frame.body for frame in recorder.values("message")]
+    assert heard == [b"one", b"two"], f"on_message heard {heard}; {conn.describe()}"
+    received = []
+    with contextlib.suppress(stompws.StompError):
+        for _ in range(2):
+            received.append(subscription.get(timeout=1.0).body)
+    assert received == [b"one", b"two"], f"get() returned {received}; {conn.describe()}"
+
+
+# -- defect 5: an unrelated listener makes a subscription's buffer drop ----------------------
+
+
+@pytest.mark.xfail(strict=True, reason="defect 5: a listener with on_message makes get() drop")
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_full_buffer_slows_the_reader_whatever_the_listeners(
+    harness: Harness, transport: TransportName
+) -> None:
+    peer = harness.peer(transport)
+    client = harness.client(peer)
+    client.add_listener(stompws.StatsListener())
+    conn = harness.connect(peer, client)
+    subscription = client.subscribe("/queue/a", id="s1", max_buffered=2)
+    conn.expect("SUBSCRIBE")
+    conn.send_raw(b"".join(conn.message_bytes("/queue/a", "s1", str(n)) for n in range(10)))
+    received: list[bytes] = []
+    with contextlib.suppress(stompws.ReceiveTimeout):
+        while len(received) < 10:
+            received.append(subscription.get(timeout=1.0).body)
+    assert received == [str(n).encode() for n in range(10)], f"get() returned {received}"
+
+
+# -- defect 6: subscribing in on_connected duplicates the SUBSCRIBE after a reconnect --------
+
+
+class SubscribeOnConnected(stompws.Listener):
+    """The stomp.py habit: (re)subscribe in on_connected."""
+
+    def __init__(self, client: stompws.Client) -> None:
+        self.client = client
+        self.condition = threading.Condition()
+        self.subscriptions: list[stompws.Subscription] = []
+        self.errors: list[BaseException] = []
+        self.calls = 0
+
+    def on_connected(self, frame: Frame) -> None:
+        try:
+            subscription = self.client.subscribe("/queue/a", id="s1")
+        except BaseException as error:
+            self.errors.append(error)
+            raise
+        finally:
+            with self.condition:
+                self.calls += 1
+                self.condition.notify_all()
+        self.subscriptions.append(subscription)
+
+    def wait_calls(self, count: int, timeout: float = 2.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while self.calls < count:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"on_connected ran {self.calls} times, not {count}"
+                self.condition.wait(remaining)
+
+
+@pytest.mark.xfail(strict=True, reason="defect 6: on_connected's subscribe duplicates s1")
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_subscribe_in_on_connected_after_reconnect(
+    harness: Harness, transport: TransportName
+) -> None:
+    peer = harness.peer(transport)
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.01, jitter=0.0))
+    listener = SubscribeOnConnected(client)
+    client.add_listener(listener)
+    first = harness.connect(peer, client)
+    listener.wait_calls(1)
+    assert first.expect("SUBSCRIBE").headers["id"] == "s1"
+    subscription = listener.subscriptions[0]
+    first.reset()
+    second = peer.accept()
+    second.answer_connect()
+    listener.wait_calls(2)
+    # A sentinel sent after on_connected returned and the reconnect finished: every
+    # SUBSCRIBE of this connection is on the wire before it.
+    client.send("/queue/sentinel", "x")
+    second.skip_to("SEND", destination="/queue/sentinel")
+    count = second.subscribe_count("s1")
+    assert count == 1, f"{count} SUBSCRIBE id:s1 on the new connection; {second.describe()}"
+    second.message("/queue/a", "s1", "after")
+    assert subscription.get(timeout=2.0).body == b"after", second.describe()
+
+
+# -- defect 7: disconnect() in a listener waits out its timeout when heart-beats are on -------
+
+
+class DisconnectOnMessage(stompws.Listener):
+    def __init__(self, client: stompws.Client) -> None:
+        self.client = client
+        self.took: float | None = None
+        self.done = threading.Event()
+
+    def on_message(self, frame: Frame) -> None:
+        started = time.monotonic()
+        try:
+            self.client.disconnect(timeout=2.0)
+        finally:
+            self.took = time.monotonic() - started
+            self.done.set()
+
+
+@pytest.mark.xfail(strict=True, reason="defect 7: joins the heart-beat thread for the timeout")
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_disconnect_in_a_listener_is_quick_with_heartbeats(
+    harness: Harness, transport: TransportName
+) -> None:
+    peer = harness.peer(transport)
+    client = harness.client(peer, heartbeats=(1000, 1000))
+    recorder = Recorder()
+    listener = DisconnectOnMessage(client)
+    client.add_listener(listener)
+    client.add_listener(recorder)
+    conn = harness.connect(peer, client, heartbeat="1000,1000")
+    client.subscribe("/queue/a", id="s1")
+    conn.expect("SUBSCRIBE")
+    conn.message("/queue/a", "s1", "stop")
+    assert listener.done.wait(3.0), conn.describe()
+    assert listener.took is not None and listener.took < 1.0, (
+        f"disconnect(timeout=2) in on_message took {listener.took:.2f} s"
+    )
+    assert recorder.wait_for("disconnected") == [None]
+    assert conn.wait_closed(1.0), conn.describe()
+    assert conn.count("DISCONNECT") == 1, conn.describe()
+
+
+# -- defect 9: an ERROR without receipt-id is blamed on a later operation --------------------
+
+
+@pytest.mark.parametrize("pending", [False, True], ids=["error-first", "receipt-pending"])
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_error_without_receipt_id_is_not_blamed_on_a_receipt(
+    harness: Harness, transport: TransportName, pending: bool
+) -> None:
+    """The ERROR (no receipt-id, connection kept open, as ActiveMQ does) comes before the
+    SEND, or while its RECEIPT is pending; either way wait() returns the RECEIPT."""
+    peer = harness.peer(transport)
+    client = harness.client(peer)
+    recorder = Recorder()
+    client.add_listener(recorder)
+    conn = harness.connect(peer, client)
+    if not pending:
+        conn.error("unknown destination")
+        recorder.wait_for("error")
+    receipt = client.send("/queue/a", "x", receipt=True)
+    assert receipt is not None
+    receipt_id = conn.expect("SEND").headers["receipt"]
+    if pending:
+        conn.error("unknown destination")
+        recorder.wait_for("error")
+    conn.receipt(receipt_id)
+    assert receipt.wait(2.0).command == "RECEIPT"
+
+
+@pytest.mark.xfail(strict=True, reason="defect 9: a later loss is reported as the old ERROR")
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_loss_after_a_survived_error_is_connection_closed(
+    harness: Harness, transport: TransportName
+) -> None:
+    peer = harness.peer(transport)
+    client = harness.client(peer)
+    recorder = Recorder()
+    client.add_listener(recorder)
+    conn = harness.connect(peer, client)
+    conn.error("unknown destination")
+    recorder.wait_for("error")
+    receipt = client.send("/queue/a", "x", receipt=True)
+    assert receipt is not None
+    conn.receipt(conn.expect("SEND").headers["receipt"])
+    receipt.wait(2.0)  # the connection outlived the ERROR
+    conn.close()
+    [reason] = recorder.wait_for("disconnected")
+    assert isinstance(reason, stompws.ConnectionClosed), f"reported as {reason!r}"
+    assert not isinstance(reason, stompws.BrokerError), f"reported as {reason!r}"
+
+
+# -- defect 10: giving up reconnecting ends iteration silently -------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="defect 10: iteration ends normally after giving up")
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_giving_up_reconnecting_is_an_error_for_iteration(
+    harness: Harness, transport: TransportName
+) -> None:
+    peer = harness.peer(transport)
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.01, attempts=1))
+    conn = harness.connect(peer, client)
+    subscription = client.subscribe("/queue/a", id="s1")
+    conn.expect("SUBSCRIBE")
+    iteration = harness.background(lambda: [frame.body for frame in subscription], "iterate")
+    peer.refuse()
+    conn.reset()
+    assert iteration.done(3.0), "iteration still waiting after the client gave up"
+    assert isinstance(iteration.error, stompws.StompError), (
+        f"iteration ended with {iteration.error!r}, returning {iteration.value}"
+    )
+
+
+class StateRecorder(stompws.Listener):
+    """Records each on_disconnected with the client's state at that moment."""
+
+    def __init__(self, client: stompws.Client) -> None:
+        self.client = client
+        self.condition = threading.Condition()
+        self.calls: list[tuple[BaseException | None, stompws.ClientState]] = []
+
+    def on_disconnected(self, reason: BaseException | None) -> None:
+        with self.condition:
+            self.calls.append((reason, self.client.state))
+            self.condition.notify_all()
+
+    def wait_final(self, timeout: float = 2.0) -> BaseException | None:
+        """The reason of the first on_disconnected told once no reconnect was under way."""
+        deadline = time.monotonic() + timeout
+        reconnecting = stompws.ClientState.RECONNECTING
+        with self.condition:
+            while True:
+                for reason, state in self.calls:
+                    if state is not reconnecting:
+                        return reason
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no on_disconnected after giving up: {self.calls}")
+                self.condition.wait(remaining)
+
+
+@pytest.mark.xfail(strict=True, reason="defect 10: listeners never hear that reconnecting ended")
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_giving_up_reconnecting_is_told_to_listeners(
+    harness: Harness, transport: TransportName
+) -> None:
+    peer = harness.peer(transport)
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.01, attempts=1))
+    recorder = StateRecorder(client)
+    client.add_listener(recorder)
+    conn = harness.connect(peer, client)
+    peer.refuse()
+    conn.reset()
+    reason = recorder.wait_final()
+    assert isinstance(reason, stompws.StompError), recorder.calls
+    assert not client.is_connected

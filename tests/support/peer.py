@@ -372,6 +372,21 @@ class PeerConnection:
                     )
                 return item
 
+    def skip_to(self, command: str, timeout: float = 2.0, **headers: str) -> Frame:
+        """The next frame ``command`` with these headers, passing over any others."""
+        wanted = _header_kwargs(headers)
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self.next_item(max(deadline - time.monotonic(), 0.0))
+            if item is None:
+                raise AssertionError(f"no {command}, the client ended; {self.describe()}")
+            if (
+                isinstance(item, Frame)
+                and item.command == command
+                and all(item.headers.get(name) == value for name, value in wanted)
+            ):
+                return item
+
     def expect_heartbeat(self, timeout: float = 2.0) -> None:
         item = self.next_item(timeout)
         if item is not HEARTBEAT:
