@@ -10,6 +10,7 @@ The first tests check the scripted peer itself (tests/support/peer.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,6 +69,7 @@ class Harness:
         self.clients: list[stompws.Client] = []
         self.threads: list[Background[Any]] = []
         self._before = {thread.ident for thread in threading.enumerate()}
+        self._closed = False
 
     def peer(self, transport: TransportName = "tcp", **options: Any) -> ScriptedPeer:
         peer = ScriptedPeer(transport, **options)
@@ -108,6 +110,9 @@ class Harness:
         return conn
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for peer in self.peers:
             peer.close()
         for client in self.clients:
@@ -118,6 +123,26 @@ class Harness:
         for thread in threading.enumerate():
             if thread.name.startswith("stompws-") and thread.ident not in self._before:
                 thread.join(max(deadline - time.monotonic(), 0.0))
+
+
+def ends_clean(test: Callable[..., None]) -> Callable[..., None]:
+    """Ends the test's harness before a failure leaves the test function.
+
+    pytest formats a failure (with ``ast``) right after the call, before fixture teardown;
+    CPython 3.11's ``ast`` state is shared between threads, so a client thread logging a
+    traceback at that moment (a listener error, a dying reader) crashes pytest with
+    "SystemError: AST constructor recursion depth mismatch" (INTERNALERROR). Joining the
+    client's threads first leaves nobody to race with.
+    """
+
+    @functools.wraps(test)
+    def run(*args: Any, harness: Harness, **kwargs: Any) -> None:
+        try:
+            test(*args, harness=harness, **kwargs)
+        finally:
+            harness.close()
+
+    return run
 
 
 @pytest.fixture
@@ -185,6 +210,7 @@ def client_threads() -> list[threading.Thread]:
 
 
 @pytest.mark.parametrize("transport", ["tcp", "tls", "ws", "wss"])
+@ends_clean
 def test_peer_round_trip(harness: Harness, transport: TransportName) -> None:
     peer = harness.peer(transport)
     client = harness.client(peer)
@@ -206,6 +232,7 @@ def test_peer_round_trip(harness: Harness, transport: TransportName) -> None:
 
 
 @pytest.mark.parametrize("transport", ["ws", "wss"])
+@ends_clean
 def test_peer_splits_frames_across_websocket_messages(
     harness: Harness, transport: TransportName
 ) -> None:
@@ -223,6 +250,7 @@ def test_peer_splits_frames_across_websocket_messages(
     assert bodies == [b"one", b"two\xff", b"three"], conn.describe()
 
 
+@ends_clean
 def test_peer_reset_is_a_lost_connection(harness: Harness) -> None:
     peer = harness.peer("tcp")
     client = harness.client(peer)
@@ -235,6 +263,7 @@ def test_peer_reset_is_a_lost_connection(harness: Harness) -> None:
     assert "reset" in str(reason).lower() or "lost" in str(reason).lower(), reason
 
 
+@ends_clean
 def test_peer_answers_client_and_counts(harness: Harness) -> None:
     peer = harness.peer("ws")
     client = harness.client(peer)
@@ -283,6 +312,7 @@ def _blocked_send(
         ),
     ],
 )
+@ends_clean
 def test_disconnect_is_bounded_while_a_send_is_blocked(
     harness: Harness, transport: TransportName
 ) -> None:
@@ -311,6 +341,7 @@ def test_disconnect_is_bounded_while_a_send_is_blocked(
         ),
     ],
 )
+@ends_clean
 def test_send_fails_within_write_timeout(harness: Harness, transport: TransportName) -> None:
     _, conn, send = _blocked_send(harness, transport, write_timeout=0.5)
     finished = send.done(max(send.started + 2.0 - time.monotonic(), 0.0))
@@ -341,6 +372,7 @@ STRANDED_REPEAT = 12
 @pytest.mark.xfail(strict=True, reason="defect 2: the lost connection is marked CONNECTED")
 @pytest.mark.parametrize("how", ["close", "reset"])
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_loss_right_after_connected_starts_a_reconnect(
     harness: Harness, transport: TransportName, how: str
 ) -> None:
@@ -369,6 +401,7 @@ def test_loss_right_after_connected_starts_a_reconnect(
 @pytest.mark.xfail(strict=True, reason="defect 2: the lost connection is marked CONNECTED")
 @pytest.mark.parametrize("how", ["close", "reset"])
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_loss_right_after_connected_allows_connect_again(
     harness: Harness, transport: TransportName, how: str
 ) -> None:
@@ -417,6 +450,7 @@ DISCONNECT_REPEAT = 16
 
 @pytest.mark.xfail(strict=True, reason="defect 3: connect() overwrites disconnect()'s CLOSED")
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_disconnect_during_connect_wins(harness: Harness, transport: TransportName) -> None:
     for attempt in range(DISCONNECT_REPEAT):
         peer = harness.peer(transport)
@@ -460,6 +494,7 @@ class DisconnectInOnConnected(stompws.Listener):
 
 @pytest.mark.xfail(strict=True, reason="defect 3: connect() overwrites disconnect()'s CLOSED")
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_disconnect_from_on_connected_wins(harness: Harness, transport: TransportName) -> None:
     for attempt in range(DISCONNECT_REPEAT):
         peer = harness.peer(transport)
@@ -492,6 +527,7 @@ MALFORMED = {
 @pytest.mark.xfail(strict=True, reason="defect 4: the frames before a malformed one are lost")
 @pytest.mark.parametrize("bad", sorted(MALFORMED))
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_messages_before_a_malformed_frame_are_delivered(
     harness: Harness, transport: TransportName, bad: str
 ) -> None:
@@ -521,6 +557,7 @@ def test_messages_before_a_malformed_frame_are_delivered(
 
 @pytest.mark.xfail(strict=True, reason="defect 5: a listener with on_message makes get() drop")
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_full_buffer_slows_the_reader_whatever_the_listeners(
     harness: Harness, transport: TransportName
 ) -> None:
@@ -574,6 +611,7 @@ class SubscribeOnConnected(stompws.Listener):
 
 @pytest.mark.xfail(strict=True, reason="defect 6: on_connected's subscribe duplicates s1")
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_subscribe_in_on_connected_after_reconnect(
     harness: Harness, transport: TransportName
 ) -> None:
@@ -619,6 +657,7 @@ class DisconnectOnMessage(stompws.Listener):
 
 @pytest.mark.xfail(strict=True, reason="defect 7: joins the heart-beat thread for the timeout")
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_disconnect_in_a_listener_is_quick_with_heartbeats(
     harness: Harness, transport: TransportName
 ) -> None:
@@ -646,6 +685,7 @@ def test_disconnect_in_a_listener_is_quick_with_heartbeats(
 
 @pytest.mark.parametrize("pending", [False, True], ids=["error-first", "receipt-pending"])
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_error_without_receipt_id_is_not_blamed_on_a_receipt(
     harness: Harness, transport: TransportName, pending: bool
 ) -> None:
@@ -671,6 +711,7 @@ def test_error_without_receipt_id_is_not_blamed_on_a_receipt(
 
 @pytest.mark.xfail(strict=True, reason="defect 9: a later loss is reported as the old ERROR")
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_loss_after_a_survived_error_is_connection_closed(
     harness: Harness, transport: TransportName
 ) -> None:
@@ -696,6 +737,7 @@ def test_loss_after_a_survived_error_is_connection_closed(
 
 @pytest.mark.xfail(strict=True, reason="defect 10: iteration ends normally after giving up")
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_giving_up_reconnecting_is_an_error_for_iteration(
     harness: Harness, transport: TransportName
 ) -> None:
@@ -743,6 +785,7 @@ class StateRecorder(stompws.Listener):
 
 @pytest.mark.xfail(strict=True, reason="defect 10: listeners never hear that reconnecting ended")
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
 def test_giving_up_reconnecting_is_told_to_listeners(
     harness: Harness, transport: TransportName
 ) -> None:
@@ -756,3 +799,177 @@ def test_giving_up_reconnecting_is_told_to_listeners(
     reason = recorder.wait_final()
     assert isinstance(reason, stompws.StompError), recorder.calls
     assert not client.is_connected
+
+
+# -- suspected defects: each test proves or refutes one ---------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
+def test_suspect_a_old_transaction_cannot_commit_a_new_one(
+    harness: Harness, transport: TransportName
+) -> None:
+    peer = harness.peer(transport)
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.01, jitter=0.0))
+    first = harness.connect(peer, client)
+    old = client.begin()
+    first.expect("BEGIN")
+    first.reset()
+    second = peer.accept()
+    second.answer_connect()
+    new = client.begin()
+    assert second.expect("BEGIN").headers["transaction"] == new.id
+    with pytest.raises(stompws.StompError):
+        old.commit()
+    client.send("/queue/sentinel", "x")
+    second.skip_to("SEND", destination="/queue/sentinel")
+    assert second.count("COMMIT") == 0, f"old.commit() reached the wire: {second.describe()}"
+    new.commit()
+    assert second.expect("COMMIT").headers["transaction"] == new.id
+
+
+BAD_HANDSHAKES = {
+    "wrong-accept": (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: d3Jvbmc=\r\nSec-WebSocket-Protocol: v12.stomp\r\n\r\n"
+    ),
+    "http-200": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    "not-http": b"garbage\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("answer", sorted(BAD_HANDSHAKES))
+@ends_clean
+def test_suspect_b_reconnect_survives_a_bad_handshake(harness: Harness, answer: str) -> None:
+    peer = harness.peer("ws")
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.01, jitter=0.0))
+    first = harness.connect(peer, client)
+    peer.handshake_response = BAD_HANDSHAKES[answer]
+    first.reset()
+    peer.accept()  # the first reconnect attempt gets the bad answer
+    peer.accept()  # and the supervisor tries again: it did not die
+    peer.handshake_response = None
+    third = peer.accept()
+    third.answer_connect()
+    client.send("/queue/after", "x")
+    assert third.expect("SEND").headers["destination"] == "/queue/after"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="suspect c (proven): a failed resubscribe leaves the new connection open"
+)
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
+def test_suspect_c_failed_resubscribe_closes_the_new_connection(
+    harness: Harness, transport: TransportName
+) -> None:
+    """The subscription's header holds a line break, which 1.2 escapes and 1.0 cannot carry:
+    the reconnect, answered with version 1.0, cannot resubscribe."""
+    peer = harness.peer(transport)
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.01, attempts=1))
+    first = harness.connect(peer, client)
+    client.subscribe("/queue/a", id="s1", headers={"selector": "a\nb"})
+    first.expect("SUBSCRIBE")
+    first.reset()
+    second = peer.accept()
+    second.answer_connect(version="1.0")
+    assert second.wait_closed(2.0), f"the unusable connection stays open: {second.describe()}"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="suspect d (proven): joins the heart-beat thread before it started"
+)
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
+def test_suspect_d_disconnect_never_joins_an_unstarted_thread(
+    harness: Harness, transport: TransportName
+) -> None:
+    """disconnect() from on_connected while connect() is starting the heart-beat thread."""
+    for attempt in range(DISCONNECT_REPEAT):
+        peer = harness.peer(transport)
+        client = harness.client(peer, heartbeats=(5000, 5000))
+        listener = DisconnectInOnConnected(client)
+        client.add_listener(listener)
+        connect = harness.background(client.connect, "connect")
+        peer.accept().answer_connect(heartbeat="5000,5000")
+        assert listener.returned.wait(3.0)
+        connect.done(3.0)
+        assert not listener.raised, f"round {attempt}: disconnect() raised {listener.raised[0]!r}"
+
+
+class RaiseOnMessage(stompws.Listener):
+    def __init__(self, error: type[BaseException]) -> None:
+        self.error = error
+
+    def on_message(self, frame: Frame) -> None:
+        if frame.body == b"raise":
+            raise self.error
+
+
+@pytest.mark.xfail(strict=True, reason="suspect e (proven): reported as on_disconnected(None)")
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
+@ends_clean
+def test_suspect_e_base_exception_in_a_listener_is_no_clean_disconnect(
+    harness: Harness, error: type[BaseException]
+) -> None:
+    peer = harness.peer("tcp")
+    client = harness.client(peer)
+    client.add_listener(RaiseOnMessage(error))
+    recorder = Recorder()
+    client.add_listener(recorder)
+    conn = harness.connect(peer, client)
+    client.subscribe("/queue/a", id="s1")
+    conn.expect("SUBSCRIBE")
+    conn.message("/queue/a", "s1", "raise")
+    conn.message("/queue/a", "s1", "after")
+    deadline = time.monotonic() + 2.0
+    with recorder.condition:
+        while not (recorder.values("disconnected") or len(recorder.values("message")) >= 2):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"neither delivered nor ended: {recorder.events}"
+            recorder.condition.wait(remaining)
+    ended = recorder.values("disconnected")
+    assert None not in ended, f"a listener's {error.__name__} was reported as a clean end"
+
+
+@pytest.mark.xfail(strict=True, reason="suspect f (proven): hundreds of attempts a second")
+@ends_clean
+def test_suspect_f_reconnect_with_initial_zero_is_no_hot_loop(harness: Harness) -> None:
+    peer = harness.peer("tcp")
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.0, jitter=0.0))
+    first = harness.connect(peer, client)
+    first.reset()
+    started = time.monotonic()
+    attempts = 0
+    while time.monotonic() - started < 1.0:
+        try:
+            conn = peer.accept(max(started + 1.0 - time.monotonic(), 0.01))
+        except AssertionError:
+            break
+        attempts += 1
+        conn.reset()
+    assert attempts <= 30, f"{attempts} connection attempts in 1 s with Reconnect(initial=0)"
+
+
+@pytest.mark.xfail(strict=True, reason="suspect g (proven): the deferred pong never goes out")
+@ends_clean
+def test_suspect_g_ping_is_answered_while_heartbeats_are_off(harness: Harness) -> None:
+    """A ping that arrives while the client is in a long write must still be answered when
+    that write is done, although no heart-beat write follows."""
+    peer = harness.peer("ws", receive_buffer=SMALL_RCVBUF)
+    client = harness.client(peer, write_timeout=10.0)
+    recorder = Recorder()
+    client.add_listener(recorder)
+    conn = harness.connect(peer, client)
+    client.subscribe("/queue/a", id="s1")
+    conn.expect("SUBSCRIBE")
+    before = conn.wire_received
+    conn.stop_reading()
+    send = harness.background(lambda: client.send("/queue/big", BIG_BODY), "send")
+    conn.wait_wire_beyond(before)
+    conn.ping(b"during")
+    conn.message("/queue/a", "s1", "after-ping")  # handled after the ping: its sentinel
+    recorder.wait_for("message")
+    conn.resume_reading()
+    send.result(5.0)
+    assert conn.expect_pong(1.0) == b"during"

@@ -296,7 +296,7 @@ class PeerConnection:
         self.failure: BaseException | None = None  # why the reader stopped, if not an EOF
         self._eof = False  # the client ended its side
         self._ready = threading.Event()  # TLS and WebSocket handshakes done (or failed)
-        self._stop_reading = threading.Event()
+        self._paused = False  # stop_reading() until resume_reading(), under _condition
         self._message_ids = itertools.count(1)
         self._torn_down = False
         self._reader = threading.Thread(
@@ -452,7 +452,7 @@ class PeerConnection:
             return self.pongs.pop(0)
 
     def _reader_gone(self) -> bool:
-        return not self._reader.is_alive() and not self._stop_reading.is_set()
+        return not self._reader.is_alive()
 
     # -- what the peer sends ---------------------------------------------------------------
 
@@ -565,7 +565,13 @@ class PeerConnection:
         """Read nothing more: once the small receive buffer (``ScriptedPeer(receive_buffer=)``)
         and the client's send buffer are full, the client's writes block. The reader may
         take one more chunk that was already on its way."""
-        self._stop_reading.set()
+        with self._condition:
+            self._paused = True
+
+    def resume_reading(self) -> None:
+        with self._condition:
+            self._paused = False
+            self._condition.notify_all()
 
     def close(self) -> None:
         """A clean end: TLS close_notify, then a TCP FIN (both directions)."""
@@ -577,9 +583,11 @@ class PeerConnection:
         self._teardown(socket.SHUT_RD, linger_zero=True)
 
     def _teardown(self, how: int, *, linger_zero: bool) -> None:
-        if self._torn_down:
-            return
-        self._torn_down = True
+        with self._condition:
+            if self._torn_down:
+                return
+            self._torn_down = True
+            self._condition.notify_all()  # a paused reader wakes and ends
         sock = self._channel.sock
         if linger_zero:
             with contextlib.suppress(OSError):
@@ -607,7 +615,12 @@ class PeerConnection:
             self._ready.set()
             if leftover:
                 self._received(leftover)
-            while not self._stop_reading.is_set():
+            while True:
+                with self._condition:
+                    while self._paused and not self._torn_down:
+                        self._condition.wait()  # resume_reading() or a teardown notifies
+                    if self._torn_down:
+                        break
                 try:
                     data = self._channel.recv()
                 except TimeoutError:
@@ -628,8 +641,7 @@ class PeerConnection:
         finally:
             self._ready.set()
             with self._condition:
-                if not self._stop_reading.is_set():
-                    self._eof = True
+                self._eof = True
                 self._condition.notify_all()
 
     def _received(self, data: bytes) -> None:
@@ -753,13 +765,14 @@ class ScriptedPeer:
         """``receive_buffer``: SO_RCVBUF (bytes) for accepted sockets, set before listen()
         so that it applies from the first segment; small, so that ``stop_reading()`` blocks
         the client soon. ``subprotocol``: the WebSocket subprotocol chosen (None: none).
-        ``handshake_response``: bytes sent instead of a WebSocket handshake answer.
+        ``handshake_response``: bytes sent instead of a WebSocket handshake answer (an
+        attribute: set it between connections to script a reconnect's handshake).
         ``answer_disconnect``: answer a DISCONNECT's receipt at once, as brokers do, so
         that tests end quickly; False leaves it to the test."""
         self._answer_disconnect = answer_disconnect
         self.transport = transport
         self._subprotocol = subprotocol
-        self._handshake_response = handshake_response
+        self.handshake_response = handshake_response
         self._tls_server: ssl.SSLContext | None = None
         if transport in ("tls", "wss"):
             certificates = _certificates()
@@ -830,7 +843,7 @@ class ScriptedPeer:
                 self.transport,
                 self._tls_server,
                 self._subprotocol,
-                self._handshake_response,
+                self.handshake_response,
                 self._answer_disconnect,
             )
             with self._lock:
