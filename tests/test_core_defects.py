@@ -116,7 +116,7 @@ class Harness:
         for peer in self.peers:
             peer.close()
         for client in self.clients:
-            self.background(lambda c=client: c.disconnect(timeout=1.0), "teardown")
+            self.background(functools.partial(client.disconnect, timeout=1.0), "teardown")
         deadline = time.monotonic() + 5.0
         for task in self.threads:
             task.done(max(deadline - time.monotonic(), 0.0))
@@ -448,6 +448,10 @@ def _assert_closed_for_good(harness: Harness, peer: ScriptedPeer, client: stompw
 DISCONNECT_REPEAT = 16
 
 
+def _disconnect_begun(conn: PeerConnection) -> bool:
+    return bool(conn.count("DISCONNECT")) or conn.close_frame is not None or conn.client_ended
+
+
 @pytest.mark.xfail(strict=True, reason="defect 3: connect() overwrites disconnect()'s CLOSED")
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
@@ -458,12 +462,11 @@ def test_disconnect_during_connect_wins(harness: Harness, transport: TransportNa
         connect = harness.background(client.connect, "connect")
         conn = peer.accept()
         conn.expect("CONNECT")
-        disconnect = harness.background(lambda c=client: c.disconnect(timeout=1.0), "disconnect")
-        # The peer answers only once the client has begun to disconnect.
-        conn.wait_until(
-            lambda c=conn: c.count("DISCONNECT") or c.close_frame is not None or c.client_ended,
-            "sign of disconnect()",
+        disconnect = harness.background(
+            functools.partial(client.disconnect, timeout=1.0), "disconnect"
         )
+        # The peer answers only once the client has begun to disconnect.
+        conn.wait_until(functools.partial(_disconnect_begun, conn), "sign of disconnect()")
         with contextlib.suppress(OSError):
             conn.connected(heartbeat="5000,5000")
         disconnect.result(3.0)
@@ -484,7 +487,7 @@ class DisconnectInOnConnected(stompws.Listener):
 
     def on_connected(self, frame: Frame) -> None:
         try:
-            self.client.disconnect(timeout=1.0)
+            self.client.disconnect(timeout=0.3)
         except BaseException as error:
             self.raised.append(error)
             raise
@@ -826,6 +829,34 @@ def test_suspect_a_old_transaction_cannot_commit_a_new_one(
     assert second.count("COMMIT") == 0, f"old.commit() reached the wire: {second.describe()}"
     new.commit()
     assert second.expect("COMMIT").headers["transaction"] == new.id
+
+
+@pytest.mark.xfail(
+    strict=True, reason="suspect a (proven for send): the reused id puts it in the new one"
+)
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
+def test_suspect_a_old_transaction_cannot_send_into_a_new_one(
+    harness: Harness, transport: TransportName
+) -> None:
+    """Transaction ids restart on each connection: the new one is tx-1 again, so the old
+    handle's send() must not be taken for the new transaction's."""
+    peer = harness.peer(transport)
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.01, jitter=0.0))
+    first = harness.connect(peer, client)
+    old = client.begin()
+    first.expect("BEGIN")
+    first.reset()
+    second = peer.accept()
+    second.answer_connect()
+    new = client.begin()
+    second.expect("BEGIN")
+    with pytest.raises(stompws.StompError):
+        old.send("/queue/stale", "from the old transaction")
+    client.send("/queue/sentinel", "x")
+    second.skip_to("SEND", destination="/queue/sentinel")
+    stale = second.count("SEND", destination="/queue/stale")
+    assert stale == 0, f"old tx ({old.id}) sent into new tx ({new.id}): {second.describe()}"
 
 
 BAD_HANDSHAKES = {
