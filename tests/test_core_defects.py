@@ -434,6 +434,44 @@ def test_loss_right_after_connected_allows_connect_again(
         client.disconnect(timeout=1.0)
 
 
+class BlockOnConnected(stompws.Listener):
+    """Holds the reader in on_connected until the test has ended the connection."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def on_connected(self, frame: Frame) -> None:
+        self.release.wait(2.0)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
+def test_loss_while_on_connected_runs_starts_a_reconnect(
+    harness: Harness, transport: TransportName
+) -> None:
+    """The loss is found only after connect() returned: today's code passes this order
+    (the race of defect 2 is gone), kept so that a fix keeps it. A client whose connect()
+    waits for on_connected to return is fine too: the listener is released after a
+    bounded wait for connect() either way."""
+    peer = harness.peer(transport)
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.01, jitter=0.0))
+    listener = BlockOnConnected()
+    client.add_listener(listener)
+    connect = harness.background(client.connect, "connect")
+    first = peer.accept()
+    first.expect("CONNECT")
+    first.connected()
+    first.close()
+    connect.done(1.0)  # returned (today), or waiting for on_connected (also right)
+    listener.release.set()
+    assert connect.done(2.0)
+    assert connect.error is None or isinstance(connect.error, stompws.ConnectError)
+    second = peer.accept()
+    second.answer_connect()
+    client.send("/queue/after", "x")
+    assert second.expect("SEND").headers["destination"] == "/queue/after", second.describe()
+
+
 # -- defect 3: disconnect() during connect() is undone when the attempt finishes -------------
 
 
