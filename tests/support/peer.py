@@ -294,7 +294,7 @@ class PeerConnection:
         self.close_frame: bytes | None = None  # the payload of the client's WebSocket close
         self.request_headers: dict[str, str] = {}  # the WebSocket handshake's, lower-case
         self.failure: BaseException | None = None  # why the reader stopped, if not an EOF
-        self._eof = False  # the client ended its side
+        self._eof = False  # the reader ended: the client's close, an error, close()/reset()
         self._ready = threading.Event()  # TLS and WebSocket handshakes done (or failed)
         self._paused = False  # stop_reading() until resume_reading(), under _condition
         self._message_ids = itertools.count(1)
