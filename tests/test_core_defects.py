@@ -392,8 +392,12 @@ def test_loss_right_after_connected_starts_a_reconnect(
         connect = harness.background(client.connect, "connect")
         _connected_then_lost(peer.accept(), how)
         assert connect.done(2.0)
-        # Returning the CONNECTED frame or raising ConnectError: both are fine.
-        assert connect.error is None or isinstance(connect.error, stompws.ConnectError)
+        if connect.error is not None:
+            # connect() may report the loss instead: then no reconnect, and the client can
+            # be connected again (checked by the next test).
+            assert isinstance(connect.error, stompws.ConnectError), connect.error
+            assert not client.is_connected
+            continue
         try:
             second = peer.accept(1.0)
         except AssertionError as error:
@@ -818,13 +822,13 @@ class StateRecorder(stompws.Listener):
             self.condition.notify_all()
 
     def wait_final(self, timeout: float = 2.0) -> BaseException | None:
-        """The reason of the first on_disconnected told once no reconnect was under way."""
+        """The reason of the first on_disconnected told once the client had stopped: not
+        connected, not connecting, not reconnecting."""
         deadline = time.monotonic() + timeout
-        reconnecting = stompws.ClientState.RECONNECTING
         with self.condition:
             while True:
                 for reason, state in self.calls:
-                    if state is not reconnecting:
+                    if state.name in ("DISCONNECTED", "CLOSED"):
                         return reason
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -1012,20 +1016,20 @@ def test_suspect_e_base_exception_in_a_listener_is_no_clean_disconnect(
 @pytest.mark.xfail(strict=True, reason="suspect f (proven): hundreds of attempts a second")
 @ends_clean
 def test_suspect_f_reconnect_with_initial_zero_is_no_hot_loop(harness: Harness) -> None:
+    try:
+        policy = stompws.Reconnect(initial=0.0, jitter=0.0)
+    except stompws.UsageError:
+        return  # refusing a zero wait is a fix too
     peer = harness.peer("tcp")
-    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.0, jitter=0.0))
+    client = harness.client(peer, reconnect=policy)
     first = harness.connect(peer, client)
+    peer.reset_on_accept = True  # every reconnect attempt fails at once
+    before = peer.attempts
     first.reset()
-    started = time.monotonic()
-    attempts = 0
-    while time.monotonic() - started < 1.0:
-        try:
-            conn = peer.accept(max(started + 1.0 - time.monotonic(), 0.01))
-        except AssertionError:
-            break
-        attempts += 1
-        conn.reset()
-    assert attempts <= 30, f"{attempts} connection attempts in 1 s with Reconnect(initial=0)"
+    # A backoff makes a handful of attempts in this window; today's loop makes hundreds.
+    limit, window = 20, 1.5
+    hot = peer.wait_attempts(before + limit + 1, timeout=window)
+    assert not hot, f"more than {limit} attempts in {window:g} s with Reconnect(initial=0)"
 
 
 @pytest.mark.xfail(strict=True, reason="suspect g (proven): the deferred pong never goes out")

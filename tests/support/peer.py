@@ -788,6 +788,11 @@ class ScriptedPeer:
         self._accepted: queue.Queue[PeerConnection] = queue.Queue()
         self.connections: list[PeerConnection] = []
         self._lock = threading.Lock()
+        # Connections counted as they come, also those reset at once (reset_on_accept: an
+        # attribute, set it to make every further connection fail without a script).
+        self._attempt_condition = threading.Condition()
+        self.attempts = 0
+        self.reset_on_accept = False
         self._refused = False
         self._acceptor = threading.Thread(
             target=self._accept_loop, name=f"peer-accept-{self.port}", daemon=True
@@ -832,12 +837,31 @@ class ScriptedPeer:
         self._acceptor.join(_JOIN_TIMEOUT)
         self._listener.close()
 
+    def wait_attempts(self, count: int, timeout: float) -> bool:
+        """Whether ``count`` connections (scripted or reset at once) came within
+        ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._attempt_condition:
+            while self.attempts < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._attempt_condition.wait(remaining)
+            return True
+
     def _accept_loop(self) -> None:
         while True:
             try:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
+            with self._attempt_condition:
+                self.attempts += 1
+                self._attempt_condition.notify_all()
+            if self.reset_on_accept:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+                continue
             connection = PeerConnection(
                 sock,
                 self.transport,
