@@ -1,8 +1,9 @@
 """Red tests for the defects found in the client core's review, against the scripted peer.
 
-Each test that fails on today's code is marked ``xfail(strict=True)`` with the defect's
-number: the suite stays green, and the mark must go when the defect is fixed (a strict xfail
-that passes fails the run). Every assertion message carries the bytes the client sent.
+Each test named a defect (or a suspected one) and failed on the code before the core rework
+(it was marked ``xfail(strict=True)`` until its fix landed; the comment above each test says
+what it showed then). The "suspect" tests that passed from the start refute a suspicion and
+stay as regression tests. Every assertion message carries the bytes the client sent.
 
 The first tests check the scripted peer itself (tests/support/peer.py).
 """
@@ -297,21 +298,14 @@ def _blocked_send(
     return client, conn, task
 
 
+# Red before the core rework (defect 1: disconnect() waited the whole write_timeout; over TLS the write was unbounded).
 @pytest.mark.parametrize(
     "transport",
     [
-        pytest.param(
-            "tcp", marks=pytest.mark.xfail(strict=True, reason="defect 1: waits write_timeout")
-        ),
-        pytest.param(
-            "ws", marks=pytest.mark.xfail(strict=True, reason="defect 1: waits write_timeout")
-        ),
-        pytest.param(
-            "tls", marks=pytest.mark.xfail(strict=True, reason="defect 1: TLS write unbounded")
-        ),
-        pytest.param(
-            "wss", marks=pytest.mark.xfail(strict=True, reason="defect 1: TLS write unbounded")
-        ),
+        "tcp",
+        "ws",
+        "tls",
+        "wss",
     ],
 )
 @ends_clean
@@ -330,17 +324,14 @@ def test_disconnect_is_bounded_while_a_send_is_blocked(
     assert not client.is_connected
 
 
+# Red before the core rework (defect 1: over TLS the write was unbounded).
 @pytest.mark.parametrize(
     "transport",
     [
         "tcp",
         "ws",
-        pytest.param(
-            "tls", marks=pytest.mark.xfail(strict=True, reason="defect 1: TLS write unbounded")
-        ),
-        pytest.param(
-            "wss", marks=pytest.mark.xfail(strict=True, reason="defect 1: TLS write unbounded")
-        ),
+        "tls",
+        "wss",
     ],
 )
 @ends_clean
@@ -377,7 +368,7 @@ def _connected_then_lost(conn: PeerConnection, how: str) -> None:
 STRANDED_REPEAT = 12
 
 
-@pytest.mark.xfail(strict=True, reason="defect 2: the lost connection is marked CONNECTED")
+# Red before the core rework (defect 2: the lost connection is marked CONNECTED).
 @pytest.mark.parametrize("how", ["close", "reset"])
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
@@ -410,7 +401,7 @@ def test_loss_right_after_connected_starts_a_reconnect(
         client.disconnect(timeout=1.0)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 2: the lost connection is marked CONNECTED")
+# Red before the core rework (defect 2: the lost connection is marked CONNECTED).
 @pytest.mark.parametrize("how", ["close", "reset"])
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
@@ -502,7 +493,7 @@ def _disconnect_begun(conn: PeerConnection) -> bool:
     return bool(conn.count("DISCONNECT")) or conn.close_frame is not None or conn.client_ended
 
 
-@pytest.mark.xfail(strict=True, reason="defect 3: connect() overwrites disconnect()'s CLOSED")
+# Red before the core rework (defect 3: connect() overwrites disconnect()'s CLOSED).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_disconnect_during_connect_wins(harness: Harness, transport: TransportName) -> None:
@@ -545,7 +536,7 @@ class DisconnectInOnConnected(stompws.Listener):
             self.returned.set()
 
 
-@pytest.mark.xfail(strict=True, reason="defect 3: connect() overwrites disconnect()'s CLOSED")
+# Red before the core rework (defect 3: connect() overwrites disconnect()'s CLOSED).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_disconnect_from_on_connected_wins(harness: Harness, transport: TransportName) -> None:
@@ -577,7 +568,7 @@ MALFORMED = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="defect 4: the frames before a malformed one are lost")
+# Red before the core rework (defect 4: the frames before a malformed one are lost).
 @pytest.mark.parametrize("bad", sorted(MALFORMED))
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
@@ -608,7 +599,7 @@ def test_messages_before_a_malformed_frame_are_delivered(
 # -- defect 5: an unrelated listener makes a subscription's buffer drop ----------------------
 
 
-@pytest.mark.xfail(strict=True, reason="defect 5: a listener with on_message makes get() drop")
+# Red before the core rework (defect 5: a listener with on_message makes get() drop).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_full_buffer_slows_the_reader_whatever_the_listeners(
@@ -662,7 +653,7 @@ class SubscribeOnConnected(stompws.Listener):
                 self.condition.wait(remaining)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 6: on_connected's subscribe duplicates s1")
+# Red before the core rework (defect 6: on_connected's subscribe duplicates s1).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_subscribe_in_on_connected_after_reconnect(
@@ -708,7 +699,7 @@ class DisconnectOnMessage(stompws.Listener):
             self.done.set()
 
 
-@pytest.mark.xfail(strict=True, reason="defect 7: joins the heart-beat thread for the timeout")
+# Red before the core rework (defect 7: joins the heart-beat thread for the timeout).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_disconnect_in_a_listener_is_quick_with_heartbeats(
@@ -762,7 +753,7 @@ def test_error_without_receipt_id_is_not_blamed_on_a_receipt(
     assert receipt.wait(2.0).command == "RECEIPT"
 
 
-@pytest.mark.xfail(strict=True, reason="defect 9: a later loss is reported as the old ERROR")
+# Red before the core rework (defect 9: a later loss is reported as the old ERROR).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_loss_after_a_survived_error_is_connection_closed(
@@ -788,7 +779,7 @@ def test_loss_after_a_survived_error_is_connection_closed(
 # -- defect 10: giving up reconnecting ends iteration silently -------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="defect 10: iteration ends normally after giving up")
+# Red before the core rework (defect 10: iteration ends normally after giving up).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_giving_up_reconnecting_is_an_error_for_iteration(
@@ -836,7 +827,7 @@ class StateRecorder(stompws.Listener):
                 self.condition.wait(remaining)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 10: listeners never hear that reconnecting ended")
+# Red before the core rework (defect 10: listeners never hear that reconnecting ended).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_giving_up_reconnecting_is_told_to_listeners(
@@ -881,9 +872,7 @@ def test_suspect_a_old_transaction_cannot_commit_a_new_one(
     assert second.expect("COMMIT").headers["transaction"] == new.id
 
 
-@pytest.mark.xfail(
-    strict=True, reason="suspect a (proven for send): the reused id puts it in the new one"
-)
+# Red before the core rework (suspect a (proven for send): the reused id puts it in the new one).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_suspect_a_old_transaction_cannot_send_into_a_new_one(
@@ -936,9 +925,7 @@ def test_suspect_b_reconnect_survives_a_bad_handshake(harness: Harness, answer: 
     assert third.expect("SEND").headers["destination"] == "/queue/after"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="suspect c (proven): a failed resubscribe leaves the new connection open"
-)
+# Red before the core rework (suspect c, proven: a failed resubscribe left the connection open).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_suspect_c_failed_resubscribe_closes_the_new_connection(
@@ -957,9 +944,7 @@ def test_suspect_c_failed_resubscribe_closes_the_new_connection(
     assert second.wait_closed(2.0), f"the unusable connection stays open: {second.describe()}"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="suspect d (proven): joins the heart-beat thread before it started"
-)
+# Red before the core rework (suspect d (proven): joins the heart-beat thread before it started).
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 @ends_clean
 def test_suspect_d_disconnect_never_joins_an_unstarted_thread(
@@ -987,7 +972,7 @@ class RaiseOnMessage(stompws.Listener):
             raise self.error
 
 
-@pytest.mark.xfail(strict=True, reason="suspect e (proven): reported as on_disconnected(None)")
+# Red before the core rework (suspect e (proven): reported as on_disconnected(None)).
 @pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
 @ends_clean
 def test_suspect_e_base_exception_in_a_listener_is_no_clean_disconnect(
@@ -1001,8 +986,12 @@ def test_suspect_e_base_exception_in_a_listener_is_no_clean_disconnect(
     conn = harness.connect(peer, client)
     client.subscribe("/queue/a", id="s1")
     conn.expect("SUBSCRIBE")
-    conn.message("/queue/a", "s1", "raise")
-    conn.message("/queue/a", "s1", "after")
+    # One write: the first message may end the connection, and the peer must not fail on a
+    # second write to a closed socket.
+    conn.send_raw(
+        conn.message_bytes("/queue/a", "s1", "raise")
+        + conn.message_bytes("/queue/a", "s1", "after")
+    )
     deadline = time.monotonic() + 2.0
     with recorder.condition:
         while not (recorder.values("disconnected") or len(recorder.values("message")) >= 2):
@@ -1013,7 +1002,7 @@ def test_suspect_e_base_exception_in_a_listener_is_no_clean_disconnect(
     assert None not in ended, f"a listener's {error.__name__} was reported as a clean end"
 
 
-@pytest.mark.xfail(strict=True, reason="suspect f (proven): hundreds of attempts a second")
+# Red before the core rework (suspect f (proven): hundreds of attempts a second).
 @ends_clean
 def test_suspect_f_reconnect_with_initial_zero_is_no_hot_loop(harness: Harness) -> None:
     try:
@@ -1032,7 +1021,7 @@ def test_suspect_f_reconnect_with_initial_zero_is_no_hot_loop(harness: Harness) 
     assert not hot, f"more than {limit} attempts in {window:g} s with Reconnect(initial=0)"
 
 
-@pytest.mark.xfail(strict=True, reason="suspect g (proven): the deferred pong never goes out")
+# Red before the core rework (suspect g (proven): the deferred pong never goes out).
 @ends_clean
 def test_suspect_g_ping_is_answered_while_heartbeats_are_off(harness: Harness) -> None:
     """A ping that arrives while the client is in a long write must still be answered when
