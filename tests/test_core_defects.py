@@ -298,7 +298,8 @@ def _blocked_send(
     return client, conn, task
 
 
-# Red before the core rework (defect 1: disconnect() waited the whole write_timeout; over TLS the write was unbounded).
+# Red before the core rework (defect 1: disconnect() waited out write_timeout;
+# over TLS the write was unbounded).
 @pytest.mark.parametrize(
     "transport",
     [
