@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
+
+from .support.ci import in_ci, is_structural
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +27,27 @@ def no_leaked_threads() -> Iterator[None]:
         and t.is_alive()
     ]
     assert not leaked, f"threads outlived the test: {leaked}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """In CI a skip that is not structural fails the test (see tests/support/ci.py).
+
+    This catches every way of skipping (``pytest.skip`` anywhere, a ``skip``/``skipif`` mark)
+    except xfail, which is reported as skipped too but is tracked by its own strictness."""
+    report = yield
+    if not (in_ci() and report.skipped) or hasattr(report, "wasxfail"):
+        return report
+    reason = _skip_reason(report)
+    if not is_structural(reason):
+        report.outcome = "failed"
+        report.longrepr = f"CI forbids this skip (tests/support/ci.py): {reason}"
+    return report
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):  # (path, line, "Skipped: reason")
+        return str(report.longrepr[2])
+    return str(report.longrepr)

@@ -7,7 +7,6 @@ variable is set: start the brokers with scripts/brokers/up.sh.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ..support.ci import need
 from .support import ENDPOINTS, IMPLEMENTATIONS, Endpoint, Implementation
 
 Factory = Callable[..., Any]
@@ -44,9 +44,7 @@ def endpoint(request: pytest.FixtureRequest) -> Endpoint:
     chosen = ENDPOINTS[request.param]
     problem = _probe(chosen)
     if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires the brokers: {problem}", pytrace=False)
-        pytest.skip(problem)
+        need(problem)
     return chosen
 
 

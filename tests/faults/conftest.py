@@ -7,7 +7,6 @@ brokers are required (the approach of tests/integration/conftest.py).
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import pytest
 
 import stompws
 
+from ..support.ci import need
 from .proxy import FaultProxy
 from .support import BROKERS, LOGIN, PASSCODE, Broker
 
@@ -51,9 +51,7 @@ def require(_probed: dict[str, str | None]) -> Callable[[Broker], Broker]:
             _probed[broker.name] = _probe(broker)
         problem = _probed[broker.name]
         if problem is not None:
-            if os.environ.get("CI"):
-                pytest.fail(f"CI requires the brokers: {problem}", pytrace=False)
-            pytest.skip(problem)
+            need(problem)
         return broker
 
     return check

@@ -11,7 +11,6 @@ required.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 import stompws
 from stompws.testing import Broker as EmbeddedBroker
 
+from ..support.ci import need
 from .support import (
     BROKERS,
     EMBEDDED_TCP_PORT,
@@ -72,9 +72,7 @@ def target(request: pytest.FixtureRequest, broker_problems: dict[str, str | None
     chosen: Target = request.param
     problem = broker_problems[chosen.broker.name]
     if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires the brokers: {problem}", pytrace=False)
-        pytest.skip(problem)
+        need(problem)
     return chosen
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from ..support.ci import need
 from .support import ENDPOINTS, ROOT, SCRIPTS, SETUP, Endpoint, node_env, node_problem
 
 PROBE_TIMEOUT = 2.0
@@ -44,9 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _unavailable(problem: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI requires it: {problem}", pytrace=False)
-    pytest.skip(problem)
+    need(problem)
 
 
 def _probe(endpoint: Endpoint) -> str | None:

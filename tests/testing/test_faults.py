@@ -145,8 +145,6 @@ def test_refuse_connections(broker: Broker, url: str, raw: Raw, clients: Connect
         with pytest.raises(stompws.ConnectError, match="503"):
             clients(url)
     else:
-        # A raw socket: Client.connect() raises UsageError, not ConnectError, when this close
-        # beats its CONNECT (a client bug, reported separately).
         peer = raw(url)
         assert peer.closed(), "a refused TCP connection is closed at once"
     assert existing.is_connected
@@ -155,6 +153,19 @@ def test_refuse_connections(broker: Broker, url: str, raw: Raw, clients: Connect
     receipt.wait(WAIT)
     broker.refuse_connections(False)
     assert clients(url).is_connected
+
+
+@pytest.mark.parametrize("attempt", range(20))
+def test_a_refused_tcp_connect_raises_connect_error(
+    broker: Broker, clients: Connect, attempt: int
+) -> None:
+    """The broker closes a refused TCP connection at once, so the close can beat the
+    client's CONNECT write, or come after it: either way connect() must raise ConnectError
+    (it once raised UsageError when the close came first). Repeated, because which of the
+    two happens first is up to the scheduler."""
+    broker.refuse_connections()
+    with pytest.raises(stompws.ConnectError):
+        clients(broker.tcp_url)
 
 
 def test_reset_faults(broker: Broker, url: str, clients: Connect) -> None:
