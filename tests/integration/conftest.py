@@ -83,7 +83,8 @@ def queue() -> str:
 
 @pytest.fixture
 def make_client(target: Target) -> Iterator[ClientFactory]:
-    """Makes a Client for the target that offers only the target's version.
+    """Makes a Client for the target that offers only the target's version (``url=`` for
+    another way to it, e.g. through a proxy).
 
     ``connect=True`` (the default) connects it and checks the negotiated version
     (``versions=`` may override the offer, e.g. a 1.2 producer for a 1.0 consumer). Every
@@ -92,12 +93,16 @@ def make_client(target: Target) -> Iterator[ClientFactory]:
     made: list[stompws.Client] = []
 
     def make(
-        *, connect: bool = True, listeners: Sequence[stompws.Listener] = (), **options: Any
+        *,
+        connect: bool = True,
+        listeners: Sequence[stompws.Listener] = (),
+        url: str | None = None,
+        **options: Any,
     ) -> stompws.Client:
         options.setdefault("login", LOGIN)
         options.setdefault("passcode", PASSCODE)
         options.setdefault("versions", [target.version])
-        client = stompws.Client(target.url, **options)
+        client = stompws.Client(url or target.url, **options)
         made.append(client)
         for listener in listeners:
             client.add_listener(listener)
