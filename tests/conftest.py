@@ -5,6 +5,12 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from .support.busy import (  # noqa: F401  (hooks: pytest finds them by name)
+    pytest_addoption,
+    pytest_configure,
+    pytest_report_header,
+    pytest_unconfigure,
+)
 from .support.ci import in_ci, is_structural
 
 
