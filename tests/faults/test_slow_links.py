@@ -54,7 +54,10 @@ def test_trickled_frames_still_parse(
 def test_receipts_arrive_through_latency_and_receipt_timeout_holds(
     broker: Broker, proxy: FaultProxy, make_client: ClientFactory
 ) -> None:
-    delay = 0.15  # per chunk, each way: a round trip takes at least 0.3 s
+    # Per chunk, each way: a round trip takes at least 1 s, so a wait that ended at the
+    # receipt_timeout (0.1 s) and one that waited for the RECEIPT are 0.9 s apart, room for
+    # a loaded machine (0.15 s, a 0.3 s round trip, left 0.2 s).
+    delay = 0.5
     proxy.delay(delay)
     recorder = Recorder()
     client = make_client(

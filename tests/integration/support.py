@@ -156,6 +156,21 @@ class Recorder(stompws.Listener):
             timeout,
         )
 
+    def wait_past(self, name: str, since: float, seconds: float, timeout: float) -> list[float]:
+        """The times of event ``name`` once one came ``seconds`` or more after ``since``: a
+        window that ends on an event, so that what did not happen in it is proven."""
+
+        def past() -> list[float] | None:
+            found = self.times_of(name)
+            return found if found and found[-1] >= since + seconds else None
+
+        return wait_until(
+            self._condition,
+            past,
+            f"{name} {seconds:g} s after the start",
+            timeout,
+        )
+
     def on_connected(self, frame: stompws.Frame) -> None:
         self._add("connected", frame)
 
