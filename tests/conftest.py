@@ -57,3 +57,30 @@ def _skip_reason(report: pytest.TestReport) -> str:
     if isinstance(report.longrepr, tuple):  # (path, line, "Skipped: reason")
         return str(report.longrepr[2])
     return str(report.longrepr)
+
+
+# The parameters that pick the broker of a test marked ``brokers``; a value or its
+# ``.broker`` has a ``.name`` such as "rabbitmq-ws" or "embedded-tcp".
+_BROKER_PARAMS = ("target", "broker")
+
+
+def _embedded_only(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return False
+    for param in _BROKER_PARAMS:
+        if param in callspec.params:
+            value = callspec.params[param]
+            name = getattr(getattr(value, "broker", value), "name", value)
+            return str(name).startswith("embedded")
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``brokers`` becomes ``integration`` except on the embedded broker, so that
+    ``-m "not integration"`` keeps every test that needs nothing outside this process.
+    Runs first, before ``-m`` deselects."""
+    for item in items:
+        if item.get_closest_marker("brokers") and not _embedded_only(item):
+            item.add_marker(pytest.mark.integration)

@@ -11,10 +11,12 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 import stompws
+from stompws.testing import Broker as EmbeddedBroker
 
 from ..support.ci import need
 from .proxy import FaultProxy
@@ -57,9 +59,35 @@ def require(_probed: dict[str, str | None]) -> Callable[[Broker], Broker]:
     return check
 
 
-@pytest.fixture(params=list(BROKERS), ids=list(BROKERS))
+EMBEDDED = ("embedded-tcp", "embedded-ws")
+
+
+@pytest.fixture(scope="package")
+def embedded_broker() -> Iterator[EmbeddedBroker]:
+    """The project's own broker behind the same proxy: the fault tests without anything
+    outside this process (stopped after these tests, so that the embedded broker's own
+    tests see none of its threads).
+
+    Its heart-beat tolerance is 4, not 2: it counts the client's silence from its own
+    CONNECTED, so a proxy's latency delays the client's first beat by a whole round trip
+    (real brokers allow more: RabbitMQ 3 intervals, ActiveMQ its own schedule)."""
+    with EmbeddedBroker(users={LOGIN: PASSCODE}, heartbeat_tolerance=4.0) as running:
+        yield running
+
+
+def _embedded(name: str, running: EmbeddedBroker) -> Broker:
+    url = running.ws_url if name == "embedded-ws" else running.tcp_url
+    port = urlsplit(url).port
+    assert port is not None
+    return Broker(name, url, "127.0.0.1", port)
+
+
+@pytest.fixture(params=[*BROKERS, *EMBEDDED])
 def broker(request: pytest.FixtureRequest, require: Callable[[Broker], Broker]) -> Broker:
-    """Each real broker endpoint in turn (narrow with ``indirect`` parametrization)."""
+    """Each broker endpoint in turn, real and embedded (narrow with ``indirect``
+    parametrization)."""
+    if request.param in EMBEDDED:
+        return _embedded(request.param, request.getfixturevalue("embedded_broker"))
     return require(BROKERS[request.param])
 
 

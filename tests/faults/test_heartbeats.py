@@ -34,7 +34,7 @@ from .support import (
     receive_interval,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 HEARTBEATS = (500, 500)
 TOLERANCE = 2.0

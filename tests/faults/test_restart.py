@@ -28,7 +28,7 @@ from stompws import Reconnect, StompError
 from .conftest import ClientFactory
 from .support import BROKERS, WAIT, Broker, Recorder, new_queue, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "brokers" / "rabbitmq.sh"
 SCRIPT_TIMEOUT = 120.0

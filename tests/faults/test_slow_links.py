@@ -15,7 +15,7 @@ from .conftest import ClientFactory
 from .proxy import FaultProxy
 from .support import WAIT, Broker, Recorder, new_queue, safe_tolerance
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 SLACK = 0.5  # seconds a call may overrun its timeout on a busy 2-core machine
 
@@ -137,7 +137,9 @@ def outcome(call: Callable[[], object]) -> str:
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("broker", ["rabbitmq-ws", "activemq-tcp"], indirect=True)
+@pytest.mark.parametrize(
+    "broker", ["rabbitmq-ws", "activemq-tcp", "embedded-ws", "embedded-tcp"], indirect=True
+)
 def test_blocking_calls_return_within_their_timeouts(
     broker: Broker, proxy: FaultProxy, make_client: ClientFactory, fault: str
 ) -> None:

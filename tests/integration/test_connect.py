@@ -15,7 +15,7 @@ from ..faults.proxy import FaultProxy
 from .conftest import ClientFactory
 from .support import LOGIN, PASSCODE, WAIT, Recorder, Target
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 
 def test_connect_negotiates_exactly_the_offered_version(

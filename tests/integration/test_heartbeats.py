@@ -9,7 +9,7 @@ import pytest
 from .conftest import ClientFactory
 from .support import Recorder, targets
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 IDLE = 2.2  # seconds: several heart-beat intervals of both sides
 # RabbitMQ drops a client silent for 3 of the intervals it negotiated (1 s here): watching
