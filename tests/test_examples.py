@@ -25,6 +25,7 @@ from stompws.bench import BenchSettings, Progress, _Consumer, _Tally, percentile
 from stompws.testing import Broker
 
 from .fakes import Peer, fake_broker, free_port
+from .support import brokers as real
 from .support.ci import need
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,8 +132,11 @@ def _has_openssl() -> bool:
 # -- request_reply against RabbitMQ ------------------------------------------------------------
 
 RABBITMQ = {
-    "ws": ("ws://guest:guest@127.0.0.1:15674/ws", 15674),
-    "tcp": ("stomp://guest:guest@127.0.0.1:61623", 61623),
+    "ws": (f"ws://guest:guest@{real.HOST}:{real.RABBITMQ_WS_PORT}/ws", real.RABBITMQ_WS_PORT),
+    "tcp": (
+        f"stomp://guest:guest@{real.HOST}:{real.RABBITMQ_STOMP_PORT}",
+        real.RABBITMQ_STOMP_PORT,
+    ),
 }
 
 

@@ -7,13 +7,13 @@ variable is set: start the brokers with scripts/brokers/up.sh.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from ..support import brokers as real
 from ..support.ci import need
 from .support import ENDPOINTS, IMPLEMENTATIONS, Endpoint, Implementation
 
@@ -22,15 +22,8 @@ _problems: dict[str, str | None] = {}
 
 
 def _probe(endpoint: Endpoint) -> str | None:
-    if endpoint.name not in _problems:
-        try:
-            with socket.create_connection((endpoint.host, endpoint.port), timeout=2.0):
-                _problems[endpoint.name] = None
-        except OSError as error:
-            _problems[endpoint.name] = (
-                f"{endpoint.name} is not reachable at {endpoint.host}:{endpoint.port} "
-                f"({error}); start the brokers with scripts/brokers/up.sh"
-            )
+    if endpoint.name not in _problems:  # once per session
+        _problems[endpoint.name] = real.probe(endpoint.name, endpoint.host, endpoint.port)
     return _problems[endpoint.name]
 
 

@@ -21,6 +21,7 @@ import stomp.listener
 
 import stompws.compat
 
+from ..support import brokers as real
 from ..waiting import wait_until
 
 LOGIN = "guest"
@@ -73,9 +74,9 @@ class Endpoint:
 ENDPOINTS = {
     item.name: item
     for item in (
-        Endpoint("rabbitmq-ws", "rabbitmq", "127.0.0.1", 15674, True),
-        Endpoint("rabbitmq-tcp", "rabbitmq", "127.0.0.1", 61623, False),
-        Endpoint("activemq-tcp", "activemq", "127.0.0.1", 61613, False),
+        Endpoint("rabbitmq-ws", "rabbitmq", real.HOST, real.RABBITMQ_WS_PORT, True),
+        Endpoint("rabbitmq-tcp", "rabbitmq", real.HOST, real.RABBITMQ_STOMP_PORT, False),
+        Endpoint("activemq-tcp", "activemq", real.HOST, real.ACTIVEMQ_STOMP_PORT, False),
     )
 }
 

@@ -7,7 +7,6 @@ brokers are required (the approach of tests/integration/conftest.py).
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,25 +17,17 @@ import pytest
 import stompws
 from stompws.testing import Broker as EmbeddedBroker
 
+from ..support import brokers as real
 from ..support.ci import need
 from .proxy import FaultProxy
 from .support import BROKERS, LOGIN, PASSCODE, Broker
-
-PROBE_TIMEOUT = 2.0
 
 ProxyFactory = Callable[[Broker], FaultProxy]
 ClientFactory = Callable[..., stompws.Client]
 
 
 def _probe(broker: Broker) -> str | None:
-    try:
-        with socket.create_connection((broker.host, broker.port), timeout=PROBE_TIMEOUT):
-            return None
-    except OSError as error:
-        return (
-            f"{broker.name} is not reachable at {broker.host}:{broker.port} ({error}); "
-            "start the brokers with scripts/brokers/up.sh"
-        )
+    return real.probe(broker.name, broker.host, broker.port)
 
 
 @pytest.fixture(scope="session")

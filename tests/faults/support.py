@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import stompws
 
+from ..support import brokers as real
 from ..waiting import wait_until
 
 LOGIN = "guest"
@@ -33,9 +34,9 @@ class Broker:
 BROKERS = {
     broker.name: broker
     for broker in (
-        Broker("rabbitmq-tcp", "stomp://127.0.0.1:61623", "127.0.0.1", 61623),
-        Broker("rabbitmq-ws", "ws://127.0.0.1:15674/ws", "127.0.0.1", 15674),
-        Broker("activemq-tcp", "stomp://127.0.0.1:61613", "127.0.0.1", 61613),
+        Broker("rabbitmq-tcp", real.RABBITMQ_TCP_URL, real.HOST, real.RABBITMQ_STOMP_PORT),
+        Broker("rabbitmq-ws", real.RABBITMQ_WS_URL, real.HOST, real.RABBITMQ_WS_PORT),
+        Broker("activemq-tcp", real.ACTIVEMQ_TCP_URL, real.HOST, real.ACTIVEMQ_STOMP_PORT),
     )
 }
 

@@ -11,7 +11,6 @@ required.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 import stompws
 from stompws.testing import Broker as EmbeddedBroker
 
+from ..support import brokers as real
 from ..support.ci import need
 from .support import (
     BROKERS,
@@ -34,21 +34,11 @@ from .support import (
     targets,
 )
 
-PROBE_TIMEOUT = 2.0
-
 ClientFactory = Callable[..., stompws.Client]
 
 
 def _probe(broker: Broker) -> str | None:
-    """None when the broker's port accepts a TCP connection, else why not."""
-    try:
-        with socket.create_connection((broker.host, broker.port), timeout=PROBE_TIMEOUT):
-            return None
-    except OSError as error:
-        return (
-            f"{broker.name} is not reachable at {broker.host}:{broker.port} ({error}); "
-            "start the brokers with scripts/brokers/up.sh"
-        )
+    return real.probe(broker.name, broker.host, broker.port)
 
 
 @pytest.fixture(scope="package")

@@ -14,6 +14,7 @@ import pytest
 
 import stompws
 
+from ..support import brokers as real
 from ..waiting import wait_until
 
 LOGIN = "guest"
@@ -47,9 +48,25 @@ EMBEDDED_TCP_PORT = _free_port()
 BROKERS = {
     broker.name: broker
     for broker in (
-        Broker("rabbitmq-ws", "rabbitmq", "ws", "ws://127.0.0.1:15674/ws", "127.0.0.1", 15674),
-        Broker("rabbitmq-tcp", "rabbitmq", "tcp", "stomp://127.0.0.1:61623", "127.0.0.1", 61623),
-        Broker("activemq-tcp", "activemq", "tcp", "stomp://127.0.0.1:61613", "127.0.0.1", 61613),
+        Broker(
+            "rabbitmq-ws", "rabbitmq", "ws", real.RABBITMQ_WS_URL, real.HOST, real.RABBITMQ_WS_PORT
+        ),
+        Broker(
+            "rabbitmq-tcp",
+            "rabbitmq",
+            "tcp",
+            real.RABBITMQ_TCP_URL,
+            real.HOST,
+            real.RABBITMQ_STOMP_PORT,
+        ),
+        Broker(
+            "activemq-tcp",
+            "activemq",
+            "tcp",
+            real.ACTIVEMQ_TCP_URL,
+            real.HOST,
+            real.ACTIVEMQ_STOMP_PORT,
+        ),
         Broker(
             "embedded-ws",
             "embedded",
