@@ -11,6 +11,7 @@ required.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -23,13 +24,12 @@ from ..support import brokers as real
 from ..support.ci import need
 from .support import (
     BROKERS,
-    EMBEDDED_TCP_PORT,
-    EMBEDDED_WS_PORT,
     LOGIN,
     PASSCODE,
     WAIT,
     Broker,
     Target,
+    embedded,
     new_queue,
     targets,
 )
@@ -43,27 +43,41 @@ def _probe(broker: Broker) -> str | None:
 
 @pytest.fixture(scope="package")
 def embedded_broker() -> Iterator[EmbeddedBroker]:
-    """The project's own broker, on the ports support.py chose, for these tests (stopped
+    """The project's own broker, on ports the system picks, for these tests (stopped
     after them, so that the embedded broker's own tests see none of its threads)."""
-    with EmbeddedBroker(
-        port=EMBEDDED_WS_PORT, tcp_port=EMBEDDED_TCP_PORT, users={LOGIN: PASSCODE}
-    ) as broker:
+    with EmbeddedBroker(users={LOGIN: PASSCODE}) as broker:
         yield broker
 
 
 @pytest.fixture(scope="package")
-def broker_problems(embedded_broker: EmbeddedBroker) -> dict[str, str | None]:
+def live_brokers(embedded_broker: EmbeddedBroker) -> dict[str, Broker]:
+    """BROKERS with the embedded broker's entries on the ports it is listening on."""
+    ports = {"ws": embedded_broker.ws_port, "tcp": embedded_broker.tcp_port}
+    return {
+        name: embedded(broker.transport, ports[broker.transport])
+        if broker.vendor == "embedded"
+        else broker
+        for name, broker in BROKERS.items()
+    }
+
+
+@pytest.fixture(scope="package")
+def broker_problems(live_brokers: dict[str, Broker]) -> dict[str, str | None]:
     """Each broker probed once, when the first integration test starts."""
-    return {name: _probe(broker) for name, broker in BROKERS.items()}
+    return {name: _probe(broker) for name, broker in live_brokers.items()}
 
 
 @pytest.fixture(params=targets())
-def target(request: pytest.FixtureRequest, broker_problems: dict[str, str | None]) -> Target:
+def target(
+    request: pytest.FixtureRequest,
+    live_brokers: dict[str, Broker],
+    broker_problems: dict[str, str | None],
+) -> Target:
     chosen: Target = request.param
     problem = broker_problems[chosen.broker.name]
     if problem is not None:
         need(problem)
-    return chosen
+    return dataclasses.replace(chosen, broker=live_brokers[chosen.broker.name])
 
 
 @pytest.fixture

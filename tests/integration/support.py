@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -33,17 +32,21 @@ class Broker:
     port: int
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+# The embedded broker (stompws.testing) is one more broker in the same parametrization. Its
+# ports are the system's choice when conftest.py starts it (port 0); until then its entries
+# say port 0, and the ``target`` fixture hands tests the real ones (``with_ports``). Ports
+# picked here at import and bound minutes later could be taken in between.
+EMBEDDED_HOST = "127.0.0.1"
 
 
-# The embedded broker (stompws.testing) is one more broker in the same parametrization, on
-# ports chosen here and started once per session by conftest.py.
-EMBEDDED_WS_PORT = _free_port()
-EMBEDDED_TCP_PORT = _free_port()
+def embedded(transport: str, port: int) -> Broker:
+    url = (
+        f"ws://{EMBEDDED_HOST}:{port}/ws"
+        if transport == "ws"
+        else f"stomp://{EMBEDDED_HOST}:{port}"
+    )
+    return Broker(f"embedded-{transport}", "embedded", transport, url, EMBEDDED_HOST, port)
+
 
 BROKERS = {
     broker.name: broker
@@ -67,22 +70,8 @@ BROKERS = {
             real.HOST,
             real.ACTIVEMQ_STOMP_PORT,
         ),
-        Broker(
-            "embedded-ws",
-            "embedded",
-            "ws",
-            f"ws://127.0.0.1:{EMBEDDED_WS_PORT}/ws",
-            "127.0.0.1",
-            EMBEDDED_WS_PORT,
-        ),
-        Broker(
-            "embedded-tcp",
-            "embedded",
-            "tcp",
-            f"stomp://127.0.0.1:{EMBEDDED_TCP_PORT}",
-            "127.0.0.1",
-            EMBEDDED_TCP_PORT,
-        ),
+        embedded("ws", 0),
+        embedded("tcp", 0),
     )
 }
 
