@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -82,8 +81,8 @@ ENDPOINTS = {
 
 
 def new_queue() -> str:
-    """Queues outlive the test on both brokers, so a name is never reused."""
-    return f"/queue/stompws-compat-{uuid.uuid4().hex}"
+    """A queue name never used before (queues outlive the test on both brokers)."""
+    return real.new_queue("compat")
 
 
 class Recorder:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,7 +42,7 @@ BROKERS = {
 
 def new_queue(tag: str = "faults") -> str:
     """A queue name never used before (queues outlive the test on both brokers)."""
-    return f"/queue/stompws-{tag}-{uuid.uuid4().hex}"
+    return real.new_queue(tag)
 
 
 def receive_interval(connected: stompws.Frame, cy: int) -> float:

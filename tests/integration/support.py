@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -122,9 +121,8 @@ def targets(
 
 
 def new_queue() -> str:
-    """A fresh queue name: /queue/ queues outlive the test (durable on RabbitMQ,
-    persistent on ActiveMQ), so a name is never reused."""
-    return f"/queue/stompws-it-{uuid.uuid4().hex}"
+    """A queue name never used before (queues outlive the test on both brokers)."""
+    return real.new_queue("it")
 
 
 class Recorder(stompws.Listener):

@@ -12,6 +12,7 @@ import pytest
 import stompws
 
 from ..faults.proxy import FaultProxy
+from ..support.ports import refusing_port
 from .conftest import ClientFactory
 from .support import LOGIN, PASSCODE, WAIT, Recorder, Target
 
@@ -93,16 +94,9 @@ def test_bad_passcode_raises_broker_error_from_connect_at_once(
     assert time.monotonic() - started < 1.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # closed again: nothing listens there now
-
-
 @pytest.mark.parametrize("scheme", ["stomp", "ws"])
 def test_closed_port_raises_connect_error_at_once(scheme: str) -> None:
-    port = _free_port()
+    port = refusing_port()
     client = stompws.Client(
         f"{scheme}://127.0.0.1:{port}/ws", login=LOGIN, passcode=PASSCODE, connect_timeout=5.0
     )

@@ -69,8 +69,8 @@ ENDPOINTS = {e.name: e for e in (RABBITMQ_WS, RABBITMQ_TCP, ACTIVEMQ_TCP)}
 
 
 def new_queue() -> str:
-    """A fresh queue name: queues outlive the test on both brokers, so never reuse one."""
-    return f"/queue/stompws-interop-{uuid.uuid4().hex}"
+    """A queue name never used before (queues outlive the test on both brokers)."""
+    return real.new_queue("interop")
 
 
 # -- message cases --------------------------------------------------------------------------
