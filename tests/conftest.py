@@ -1,9 +1,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
+
+from .support.busy import (  # noqa: F401  (hooks: pytest finds them by name)
+    pytest_addoption,
+    pytest_configure,
+    pytest_report_header,
+    pytest_unconfigure,
+)
+from .support.ci import in_ci, is_structural
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +33,54 @@ def no_leaked_threads() -> Iterator[None]:
         and t.is_alive()
     ]
     assert not leaked, f"threads outlived the test: {leaked}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """In CI a skip that is not structural fails the test (see tests/support/ci.py).
+
+    This catches every way of skipping (``pytest.skip`` anywhere, a ``skip``/``skipif`` mark)
+    except xfail, which is reported as skipped too but is tracked by its own strictness."""
+    report = yield
+    if not (in_ci() and report.skipped) or hasattr(report, "wasxfail"):
+        return report
+    reason = _skip_reason(report)
+    if not is_structural(reason):
+        report.outcome = "failed"
+        report.longrepr = f"CI forbids this skip (tests/support/ci.py): {reason}"
+    return report
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):  # (path, line, "Skipped: reason")
+        return str(report.longrepr[2])
+    return str(report.longrepr)
+
+
+# The parameters that pick the broker of a test marked ``brokers``; a value or its
+# ``.broker`` has a ``.name`` such as "rabbitmq-ws" or "embedded-tcp".
+_BROKER_PARAMS = ("target", "broker")
+
+
+def _embedded_only(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return False
+    for param in _BROKER_PARAMS:
+        if param in callspec.params:
+            value = callspec.params[param]
+            name = getattr(getattr(value, "broker", value), "name", value)
+            return str(name).startswith("embedded")
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``brokers`` becomes ``integration`` except on the embedded broker, so that
+    ``-m "not integration"`` keeps every test that needs nothing outside this process.
+    Runs first, before ``-m`` deselects."""
+    for item in items:
+        if item.get_closest_marker("brokers") and not _embedded_only(item):
+            item.add_marker(pytest.mark.integration)

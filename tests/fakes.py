@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 
 from stompws import Frame, FrameParser, Heartbeat
 
+from .support.ports import refusing_port
+
 
 class Peer:
     def __init__(self, sock: socket.socket) -> None:
@@ -117,8 +119,5 @@ def fake_broker(script: Callable[[Peer], None]) -> Iterator[FakeBroker]:
 
 
 def free_port() -> int:
-    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+    """A port on 127.0.0.1 where nothing listens (kept so for the session)."""
+    return refusing_port()

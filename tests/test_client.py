@@ -27,6 +27,7 @@ from stompws import (
 )
 
 from .fakes import Peer, fake_broker, free_port
+from .waiting import wait_until
 
 
 def client_for(url: str, **options: object) -> stompws.Client:
@@ -419,6 +420,7 @@ def test_transaction_lost_with_the_connection() -> None:
 
 def test_heartbeats_are_sent_when_idle() -> None:
     beats: list[float] = []
+    heard = threading.Condition()
 
     def script(peer: Peer) -> None:
         peer.accept_connect(heart_beat="0,100")
@@ -426,18 +428,20 @@ def test_heartbeats_are_sent_when_idle() -> None:
             item = peer.next(timeout=5)
             if item is None or isinstance(item, Frame):
                 return
-            beats.append(time.monotonic())
+            with heard:
+                beats.append(time.monotonic())
+                heard.notify_all()
 
     with fake_broker(script) as broker:
         client = client_for(broker.url, heartbeats=(100, 0))
         client.connect()
-        deadline = time.monotonic() + 5
-        while len(beats) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling a counter the fake fills; bounded by the deadline
+        # 11 beats span 10 intervals, 1 s when on time. The bounds judge the rate, not each
+        # gap: under load one gap may well be 3 intervals, but 10 of them cannot all be
+        # under half an interval (beating too often) or average 3 (not beating when idle).
+        wait_until(heard, lambda: True if len(beats) >= 11 else None, "11 heart-beats", 10.0)
         client.disconnect()
-    assert len(beats) >= 5
-    gaps = [b - a for a, b in itertools.pairwise(beats)]
-    assert all(0.05 < gap < 0.5 for gap in gaps), gaps
+    span = beats[10] - beats[0]
+    assert 0.5 < span < 3.0, [round(b - a, 3) for a, b in itertools.pairwise(beats)]
 
 
 def test_silent_broker_is_declared_dead() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import os
 import socket
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from stompws.bench import BenchSettings, Progress, _Consumer, _Tally, percentile
 from stompws.testing import Broker
 
 from .fakes import Peer, fake_broker, free_port
+from .support import brokers as real
+from .support.ci import need
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -90,7 +91,7 @@ def test_every_example_is_tested() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_in_process(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     if name == "tls" and not _has_openssl():
-        pytest.skip("the tls example needs the openssl command")
+        need("the tls example needs the openssl command")
     module = load(name)
     main: Callable[..., int] = module.main
     before = {thread.ident for thread in threading.enumerate()}
@@ -109,7 +110,7 @@ def test_example_runs_in_process(name: str, capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_as_a_script(name: str) -> None:
     if name == "tls" and not _has_openssl():
-        pytest.skip("the tls example needs the openssl command")
+        need("the tls example needs the openssl command")
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}.py")],
         cwd=ROOT,
@@ -131,8 +132,11 @@ def _has_openssl() -> bool:
 # -- request_reply against RabbitMQ ------------------------------------------------------------
 
 RABBITMQ = {
-    "ws": ("ws://guest:guest@127.0.0.1:15674/ws", 15674),
-    "tcp": ("stomp://guest:guest@127.0.0.1:61623", 61623),
+    "ws": (f"ws://guest:guest@{real.HOST}:{real.RABBITMQ_WS_PORT}/ws", real.RABBITMQ_WS_PORT),
+    "tcp": (
+        f"stomp://guest:guest@{real.HOST}:{real.RABBITMQ_STOMP_PORT}",
+        real.RABBITMQ_STOMP_PORT,
+    ),
 }
 
 
@@ -143,10 +147,10 @@ def rabbitmq(request: pytest.FixtureRequest) -> str:
         with socket.create_connection(("127.0.0.1", port), timeout=2.0):
             pass
     except OSError as error:
-        problem = f"RabbitMQ is not reachable on 127.0.0.1:{port} ({error})"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires the brokers: {problem}", pytrace=False)
-        pytest.skip(f"{problem}; start it with scripts/brokers/up.sh")
+        need(
+            f"RabbitMQ is not reachable on 127.0.0.1:{port} ({error}); "
+            "start it with scripts/brokers/up.sh"
+        )
     return url
 
 

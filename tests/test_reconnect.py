@@ -208,8 +208,15 @@ def test_pending_receipts_and_transactions_fail_at_the_loss() -> None:
         peer.frame()  # SEND with a receipt, never answered
 
     sessions = Sessions(swallow_then_cut, serve)
+    back = threading.Semaphore(0)
+
+    class Connections(stompws.Listener):
+        def on_connected(self, frame: Frame) -> None:
+            back.release()
+
     with fake_broker(sessions) as broker:
         client = stompws.Client(broker.url, heartbeats=(0, 0), reconnect=fast())
+        client.add_listener(Connections())
         client.connect()
         tx = client.begin()
         receipt = tx.send("/q", "x", receipt=True)
@@ -218,4 +225,7 @@ def test_pending_receipts_and_transactions_fail_at_the_loss() -> None:
             receipt.wait(5)
         with pytest.raises(ConnectionClosed, match="aborted"):
             tx.commit()
+        # Only once the reconnect is through: a disconnect() while it is under way may
+        # rightly abort it before its CONNECT, which the second session (``serve``) asserts.
+        assert back.acquire(timeout=5) and back.acquire(timeout=5)
         client.disconnect()

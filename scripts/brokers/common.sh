@@ -10,6 +10,8 @@
 
 BROKERS_SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$BROKERS_SCRIPTS_DIR/../.." && pwd)"
+# shellcheck source=SCRIPTDIR/ports.env
+. "$BROKERS_SCRIPTS_DIR/ports.env"
 # shellcheck disable=SC2034  # used by the sourcing scripts
 BROKERS_STATE_DIR="${STOMPWS_BROKER_DIR:-$REPO_ROOT/.brokers}"
 PYTHON="${PYTHON:-python3}"

@@ -7,14 +7,14 @@ variable is set: start the brokers with scripts/brokers/up.sh.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from ..support import brokers as real
+from ..support.ci import need
 from .support import ENDPOINTS, IMPLEMENTATIONS, Endpoint, Implementation
 
 Factory = Callable[..., Any]
@@ -22,15 +22,8 @@ _problems: dict[str, str | None] = {}
 
 
 def _probe(endpoint: Endpoint) -> str | None:
-    if endpoint.name not in _problems:
-        try:
-            with socket.create_connection((endpoint.host, endpoint.port), timeout=2.0):
-                _problems[endpoint.name] = None
-        except OSError as error:
-            _problems[endpoint.name] = (
-                f"{endpoint.name} is not reachable at {endpoint.host}:{endpoint.port} "
-                f"({error}); start the brokers with scripts/brokers/up.sh"
-            )
+    if endpoint.name not in _problems:  # once per session
+        _problems[endpoint.name] = real.probe(endpoint.name, endpoint.host, endpoint.port)
     return _problems[endpoint.name]
 
 
@@ -44,9 +37,7 @@ def endpoint(request: pytest.FixtureRequest) -> Endpoint:
     chosen = ENDPOINTS[request.param]
     problem = _probe(chosen)
     if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires the brokers: {problem}", pytrace=False)
-        pytest.skip(problem)
+        need(problem)
     return chosen
 
 

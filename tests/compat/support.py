@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -21,6 +20,7 @@ import stomp.listener
 
 import stompws.compat
 
+from ..support import brokers as real
 from ..waiting import wait_until
 
 LOGIN = "guest"
@@ -73,16 +73,16 @@ class Endpoint:
 ENDPOINTS = {
     item.name: item
     for item in (
-        Endpoint("rabbitmq-ws", "rabbitmq", "127.0.0.1", 15674, True),
-        Endpoint("rabbitmq-tcp", "rabbitmq", "127.0.0.1", 61623, False),
-        Endpoint("activemq-tcp", "activemq", "127.0.0.1", 61613, False),
+        Endpoint("rabbitmq-ws", "rabbitmq", real.HOST, real.RABBITMQ_WS_PORT, True),
+        Endpoint("rabbitmq-tcp", "rabbitmq", real.HOST, real.RABBITMQ_STOMP_PORT, False),
+        Endpoint("activemq-tcp", "activemq", real.HOST, real.ACTIVEMQ_STOMP_PORT, False),
     )
 }
 
 
 def new_queue() -> str:
-    """Queues outlive the test on both brokers, so a name is never reused."""
-    return f"/queue/stompws-compat-{uuid.uuid4().hex}"
+    """A queue name never used before (queues outlive the test on both brokers)."""
+    return real.new_queue("compat")
 
 
 class Recorder:

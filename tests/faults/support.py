@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import stompws
 
+from ..support import brokers as real
 from ..waiting import wait_until
 
 LOGIN = "guest"
@@ -33,16 +33,16 @@ class Broker:
 BROKERS = {
     broker.name: broker
     for broker in (
-        Broker("rabbitmq-tcp", "stomp://127.0.0.1:61623", "127.0.0.1", 61623),
-        Broker("rabbitmq-ws", "ws://127.0.0.1:15674/ws", "127.0.0.1", 15674),
-        Broker("activemq-tcp", "stomp://127.0.0.1:61613", "127.0.0.1", 61613),
+        Broker("rabbitmq-tcp", real.RABBITMQ_TCP_URL, real.HOST, real.RABBITMQ_STOMP_PORT),
+        Broker("rabbitmq-ws", real.RABBITMQ_WS_URL, real.HOST, real.RABBITMQ_WS_PORT),
+        Broker("activemq-tcp", real.ACTIVEMQ_TCP_URL, real.HOST, real.ACTIVEMQ_STOMP_PORT),
     )
 }
 
 
 def new_queue(tag: str = "faults") -> str:
     """A queue name never used before (queues outlive the test on both brokers)."""
-    return f"/queue/stompws-{tag}-{uuid.uuid4().hex}"
+    return real.new_queue(tag)
 
 
 def receive_interval(connected: stompws.Frame, cy: int) -> float:

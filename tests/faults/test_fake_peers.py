@@ -44,8 +44,9 @@ def test_first_heartbeat_two_intervals_after_connected_is_no_loss(
         client.add_listener(recorder)
         interval = receive_interval(client.connect(), 500)
         assert interval == INTERVAL
-        # Let 3 intervals pass: the first beat (at 2) and the next one are due by then.
-        time.sleep(3 * INTERVAL)
+        # Until the second beat (3 intervals in): it comes after the moment the false timeout
+        # would strike, and a connection declared dead would not hear it.
+        recorder.wait_for("heartbeat", 2)
         reasons = [event.value for event in recorder.of("disconnected")]
         connected = client.is_connected
         client.disconnect(timeout=2.0)
@@ -124,8 +125,9 @@ def test_two_intervals_of_silence_after_a_receipt_is_no_loss(
         client.connect()
         recorder.wait_for("heartbeat")
         client.send("/queue/a", "x", receipt=True).wait(5)  # type: ignore[union-attr]
-        # Let 3 intervals pass: the beat after the RECEIPT (at 2) and the next are due.
-        time.sleep(3 * INTERVAL)
+        # Until the second beat after the RECEIPT (3 intervals after it): it comes after
+        # the moment the false timeout would strike, and a dead connection would not hear it.
+        recorder.wait_for("heartbeat", 3)
         reasons = [event.value for event in recorder.of("disconnected")]
         connected = client.is_connected
         client.disconnect(timeout=2.0)

@@ -11,8 +11,7 @@ required.
 
 from __future__ import annotations
 
-import os
-import socket
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -21,61 +20,64 @@ import pytest
 import stompws
 from stompws.testing import Broker as EmbeddedBroker
 
+from ..support import brokers as real
+from ..support.ci import need
 from .support import (
     BROKERS,
-    EMBEDDED_TCP_PORT,
-    EMBEDDED_WS_PORT,
     LOGIN,
     PASSCODE,
     WAIT,
     Broker,
     Target,
+    embedded,
     new_queue,
     targets,
 )
-
-PROBE_TIMEOUT = 2.0
 
 ClientFactory = Callable[..., stompws.Client]
 
 
 def _probe(broker: Broker) -> str | None:
-    """None when the broker's port accepts a TCP connection, else why not."""
-    try:
-        with socket.create_connection((broker.host, broker.port), timeout=PROBE_TIMEOUT):
-            return None
-    except OSError as error:
-        return (
-            f"{broker.name} is not reachable at {broker.host}:{broker.port} ({error}); "
-            "start the brokers with scripts/brokers/up.sh"
-        )
+    return real.probe(broker.name, broker.host, broker.port)
 
 
 @pytest.fixture(scope="package")
 def embedded_broker() -> Iterator[EmbeddedBroker]:
-    """The project's own broker, on the ports support.py chose, for these tests (stopped
+    """The project's own broker, on ports the system picks, for these tests (stopped
     after them, so that the embedded broker's own tests see none of its threads)."""
-    with EmbeddedBroker(
-        port=EMBEDDED_WS_PORT, tcp_port=EMBEDDED_TCP_PORT, users={LOGIN: PASSCODE}
-    ) as broker:
+    with EmbeddedBroker(users={LOGIN: PASSCODE}) as broker:
         yield broker
 
 
 @pytest.fixture(scope="package")
-def broker_problems(embedded_broker: EmbeddedBroker) -> dict[str, str | None]:
+def live_brokers(embedded_broker: EmbeddedBroker) -> dict[str, Broker]:
+    """BROKERS with the embedded broker's entries on the ports it is listening on."""
+    ports = {"ws": embedded_broker.ws_port, "tcp": embedded_broker.tcp_port}
+    return {
+        name: embedded(broker.transport, ports[broker.transport])
+        if broker.vendor == "embedded"
+        else broker
+        for name, broker in BROKERS.items()
+    }
+
+
+@pytest.fixture(scope="package")
+def broker_problems(live_brokers: dict[str, Broker]) -> dict[str, str | None]:
     """Each broker probed once, when the first integration test starts."""
-    return {name: _probe(broker) for name, broker in BROKERS.items()}
+    return {name: _probe(broker) for name, broker in live_brokers.items()}
 
 
 @pytest.fixture(params=targets())
-def target(request: pytest.FixtureRequest, broker_problems: dict[str, str | None]) -> Target:
+def target(
+    request: pytest.FixtureRequest,
+    live_brokers: dict[str, Broker],
+    broker_problems: dict[str, str | None],
+) -> Target:
     chosen: Target = request.param
     problem = broker_problems[chosen.broker.name]
     if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires the brokers: {problem}", pytrace=False)
-        pytest.skip(problem)
-    return chosen
+        need(problem)
+    return dataclasses.replace(chosen, broker=live_brokers[chosen.broker.name])
 
 
 @pytest.fixture
@@ -85,7 +87,8 @@ def queue() -> str:
 
 @pytest.fixture
 def make_client(target: Target) -> Iterator[ClientFactory]:
-    """Makes a Client for the target that offers only the target's version.
+    """Makes a Client for the target that offers only the target's version (``url=`` for
+    another way to it, e.g. through a proxy).
 
     ``connect=True`` (the default) connects it and checks the negotiated version
     (``versions=`` may override the offer, e.g. a 1.2 producer for a 1.0 consumer). Every
@@ -94,12 +97,16 @@ def make_client(target: Target) -> Iterator[ClientFactory]:
     made: list[stompws.Client] = []
 
     def make(
-        *, connect: bool = True, listeners: Sequence[stompws.Listener] = (), **options: Any
+        *,
+        connect: bool = True,
+        listeners: Sequence[stompws.Listener] = (),
+        url: str | None = None,
+        **options: Any,
     ) -> stompws.Client:
         options.setdefault("login", LOGIN)
         options.setdefault("passcode", PASSCODE)
         options.setdefault("versions", [target.version])
-        client = stompws.Client(target.url, **options)
+        client = stompws.Client(url or target.url, **options)
         made.append(client)
         for listener in listeners:
             client.add_listener(listener)

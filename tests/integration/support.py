@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 
 import stompws
 
+from ..support import brokers as real
 from ..waiting import wait_until
 
 LOGIN = "guest"
@@ -32,40 +31,46 @@ class Broker:
     port: int
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+# The embedded broker (stompws.testing) is one more broker in the same parametrization. Its
+# ports are the system's choice when conftest.py starts it (port 0); until then its entries
+# say port 0, and the ``target`` fixture hands tests the real ones (``with_ports``). Ports
+# picked here at import and bound minutes later could be taken in between.
+EMBEDDED_HOST = "127.0.0.1"
 
 
-# The embedded broker (stompws.testing) is one more broker in the same parametrization, on
-# ports chosen here and started once per session by conftest.py.
-EMBEDDED_WS_PORT = _free_port()
-EMBEDDED_TCP_PORT = _free_port()
+def embedded(transport: str, port: int) -> Broker:
+    url = (
+        f"ws://{EMBEDDED_HOST}:{port}/ws"
+        if transport == "ws"
+        else f"stomp://{EMBEDDED_HOST}:{port}"
+    )
+    return Broker(f"embedded-{transport}", "embedded", transport, url, EMBEDDED_HOST, port)
+
 
 BROKERS = {
     broker.name: broker
     for broker in (
-        Broker("rabbitmq-ws", "rabbitmq", "ws", "ws://127.0.0.1:15674/ws", "127.0.0.1", 15674),
-        Broker("rabbitmq-tcp", "rabbitmq", "tcp", "stomp://127.0.0.1:61623", "127.0.0.1", 61623),
-        Broker("activemq-tcp", "activemq", "tcp", "stomp://127.0.0.1:61613", "127.0.0.1", 61613),
         Broker(
-            "embedded-ws",
-            "embedded",
-            "ws",
-            f"ws://127.0.0.1:{EMBEDDED_WS_PORT}/ws",
-            "127.0.0.1",
-            EMBEDDED_WS_PORT,
+            "rabbitmq-ws", "rabbitmq", "ws", real.RABBITMQ_WS_URL, real.HOST, real.RABBITMQ_WS_PORT
         ),
         Broker(
-            "embedded-tcp",
-            "embedded",
+            "rabbitmq-tcp",
+            "rabbitmq",
             "tcp",
-            f"stomp://127.0.0.1:{EMBEDDED_TCP_PORT}",
-            "127.0.0.1",
-            EMBEDDED_TCP_PORT,
+            real.RABBITMQ_TCP_URL,
+            real.HOST,
+            real.RABBITMQ_STOMP_PORT,
         ),
+        Broker(
+            "activemq-tcp",
+            "activemq",
+            "tcp",
+            real.ACTIVEMQ_TCP_URL,
+            real.HOST,
+            real.ACTIVEMQ_STOMP_PORT,
+        ),
+        embedded("ws", 0),
+        embedded("tcp", 0),
     )
 }
 
@@ -116,9 +121,8 @@ def targets(
 
 
 def new_queue() -> str:
-    """A fresh queue name: /queue/ queues outlive the test (durable on RabbitMQ,
-    persistent on ActiveMQ), so a name is never reused."""
-    return f"/queue/stompws-it-{uuid.uuid4().hex}"
+    """A queue name never used before (queues outlive the test on both brokers)."""
+    return real.new_queue("it")
 
 
 class Recorder(stompws.Listener):
@@ -153,6 +157,21 @@ class Recorder(stompws.Listener):
             self._condition,
             lambda: found if len(found := self.of(name)) >= count else None,
             f"{count} × {name}",
+            timeout,
+        )
+
+    def wait_past(self, name: str, since: float, seconds: float, timeout: float) -> list[float]:
+        """The times of event ``name`` once one came ``seconds`` or more after ``since``: a
+        window that ends on an event, so that what did not happen in it is proven."""
+
+        def past() -> list[float] | None:
+            found = self.times_of(name)
+            return found if found and found[-1] >= since + seconds else None
+
+        return wait_until(
+            self._condition,
+            past,
+            f"{name} {seconds:g} s after the start",
             timeout,
         )
 

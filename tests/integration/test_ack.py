@@ -13,7 +13,7 @@ import stompws
 from .conftest import ClientFactory
 from .support import WAIT, Target, drain_until, new_queue, targets
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 MODERN = targets(versions=["1.1", "1.2"])
 

@@ -11,7 +11,7 @@ import stompws
 
 from .support import Collector
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 THREADS = 8
 PER_THREAD = 200

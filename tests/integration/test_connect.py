@@ -11,10 +11,12 @@ import pytest
 
 import stompws
 
+from ..faults.proxy import FaultProxy
+from ..support.ports import refusing_port
 from .conftest import ClientFactory
 from .support import LOGIN, PASSCODE, WAIT, Recorder, Target
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 
 def test_connect_negotiates_exactly_the_offered_version(
@@ -45,15 +47,41 @@ def test_bad_passcode_raises_broker_error_from_connect_at_once(
 ) -> None:
     # RabbitMQ sends the ERROR within milliseconds but closes only 10 s (TCP) or 60 s
     # (WebSocket) later: connect() must act on the ERROR. ActiveMQ here runs a
-    # simpleAuthenticationPlugin, so it refuses a bad passcode with an ERROR too.
+    # simpleAuthenticationPlugin, so it refuses a bad passcode with an ERROR too, except
+    # when it loses a race of its own (below).
     recorder = Recorder()
-    client = make_client(connect=False, passcode="wrong-passcode", listeners=[recorder])
+    with contextlib.ExitStack() as stack:
+        url = target.url
+        proxy: FaultProxy | None = None
+        if target.broker.vendor == "activemq":
+            proxy = stack.enter_context(FaultProxy(target.broker.host, target.broker.port))
+            url = proxy.url_for(target.url)
+        client = make_client(
+            connect=False, url=url, passcode="wrong-passcode", listeners=[recorder]
+        )
 
-    started = time.monotonic()
-    with pytest.raises(stompws.BrokerError) as caught:
-        client.connect(timeout=WAIT)
-    elapsed = time.monotonic() - started
+        started = time.monotonic()
+        # Either, until the bytes say which (below).
+        with pytest.raises((stompws.BrokerError, stompws.ConnectError)) as caught:
+            client.connect(timeout=WAIT)
+        elapsed = time.monotonic() - started
+        if proxy is not None:
+            proxy.wait_until_idle(WAIT)
+            from_broker = bytes(proxy.records[0].down)
+            if not from_broker:
+                # ActiveMQ 5.17's race: about 1 bad-passcode CONNECT in 500 (4 at once) is
+                # answered by a close with no byte at all; its log then lacks the
+                # ProtocolConverter line "Exception occurred ... processing: CONNECT" (the
+                # path that writes the ERROR). The client can only report the close, and
+                # must: no ERROR, no BrokerError. Anything else from the broker must give
+                # the BrokerError below.
+                assert "closed the connection" in str(caught.value), caught.value
+                assert not isinstance(caught.value, stompws.BrokerError)
+                assert recorder.of("error") == []
+                return
+            assert from_broker.startswith(b"ERROR\n"), from_broker
 
+    assert isinstance(caught.value, stompws.BrokerError), repr(caught.value)
     assert elapsed < 2.0, f"connect() took {elapsed:.1f} s to report the refusal"
     assert caught.value.frame.command == "ERROR"
     assert not client.is_connected
@@ -66,16 +94,9 @@ def test_bad_passcode_raises_broker_error_from_connect_at_once(
     assert time.monotonic() - started < 1.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # closed again: nothing listens there now
-
-
 @pytest.mark.parametrize("scheme", ["stomp", "ws"])
 def test_closed_port_raises_connect_error_at_once(scheme: str) -> None:
-    port = _free_port()
+    port = refusing_port()
     client = stompws.Client(
         f"{scheme}://127.0.0.1:{port}/ws", login=LOGIN, passcode=PASSCODE, connect_timeout=5.0
     )

@@ -12,7 +12,7 @@ import stompws
 from .conftest import ClientFactory
 from .support import WAIT, Recorder, Target, targets
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 
 def _still_works(client: stompws.Client, queue: str) -> None:

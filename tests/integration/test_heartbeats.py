@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import pytest
 
 from .conftest import ClientFactory
 from .support import Recorder, targets
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 IDLE = 2.2  # seconds: several heart-beat intervals of both sides
+# RabbitMQ drops a client silent for 3 of the intervals it negotiated (1 s here): watching
+# for longer than that, until a broker heart-beat past it, proves that ours went out.
+RABBITMQ_WATCH = 4.0
 
 
 @pytest.mark.parametrize("target", targets(brokers=["rabbitmq"], versions=["1.2"]), indirect=True)
@@ -22,14 +24,19 @@ def test_idle_connection_with_heartbeats_stays_up(make_client: ClientFactory) ->
     # stop for a few of the intervals it declared: staying up proves ours go out.
     recorder = Recorder()
     client = make_client(heartbeats=(500, 500), listeners=[recorder])
+    (connected_at,) = recorder.times_of("connected")
 
-    # Idle on purpose: nothing to wait for, the point is that nothing goes wrong.
-    time.sleep(IDLE)
+    # Idle on purpose, until a broker heart-beat comes after RabbitMQ's limit; then a
+    # RECEIPT, the sentinel that the broker still has us (a dropped client gets none).
+    beats = recorder.wait_past("heartbeat", connected_at, RABBITMQ_WATCH, RABBITMQ_WATCH + 5)
+    receipt = client.send("/queue/stompws-it-heartbeat-sentinel", "x", receipt=True)
+    assert receipt is not None
+    receipt.wait(5.0)
 
     assert recorder.of("heartbeat_timeout") == []
     assert recorder.of("disconnected") == []
     assert client.is_connected
-    assert len(recorder.of("heartbeat")) >= 2
+    assert len(beats) >= 3
 
 
 @pytest.mark.parametrize("target", targets(brokers=["activemq"], versions=["1.2"]), indirect=True)
@@ -45,8 +52,9 @@ def test_activemq_idle_connection_survives_the_default_tolerance(
     client = make_client(heartbeats=(500, 500), listeners=[recorder])
     (connected_at,) = recorder.times_of("connected")
 
-    # Idle on purpose: we watch the broker's heart-beats.
-    time.sleep(IDLE)
+    # Idle on purpose: we watch the broker's heart-beats until one comes IDLE s in; a false
+    # timeout before then would have ended the connection and the beats with it.
+    recorder.wait_past("heartbeat", connected_at, IDLE, IDLE + 5)
 
     assert client.is_connected
     assert recorder.of("heartbeat_timeout") == []

@@ -11,7 +11,7 @@ import stompws
 from .conftest import ClientFactory
 from .support import WAIT, Recorder, Target, targets
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 
 def _round_trip(

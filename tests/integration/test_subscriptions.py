@@ -12,7 +12,7 @@ import stompws
 from .conftest import ClientFactory
 from .support import WAIT, Collector, Recorder, Target
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 
 def test_receipt_wait_returns_the_receipt_frame(client: stompws.Client, queue: str) -> None:

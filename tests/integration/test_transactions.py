@@ -8,7 +8,7 @@ import stompws
 
 from .support import WAIT, Target, drain_until
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.brokers
 
 
 def _receipted(client: stompws.Client, queue: str, body: str) -> stompws.Receipt:

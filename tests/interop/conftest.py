@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -26,9 +25,10 @@ from typing import Any
 
 import pytest
 
+from ..support import brokers as real
+from ..support.ci import need
 from .support import ENDPOINTS, ROOT, SCRIPTS, SETUP, Endpoint, node_env, node_problem
 
-PROBE_TIMEOUT = 2.0
 RESULTS = Path(os.environ.get("STOMPWS_INTEROP_DIR", ROOT / ".interop")) / "compat-results.json"
 _RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
 
@@ -44,20 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _unavailable(problem: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI requires it: {problem}", pytrace=False)
-    pytest.skip(problem)
+    need(problem)
 
 
 def _probe(endpoint: Endpoint) -> str | None:
-    try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=PROBE_TIMEOUT):
-            return None
-    except OSError as error:
-        return (
-            f"{endpoint.name} is not reachable at {endpoint.host}:{endpoint.port} ({error}); "
-            "start the brokers with scripts/brokers/up.sh"
-        )
+    return real.probe(endpoint.name, endpoint.host, endpoint.port)
 
 
 @pytest.fixture(scope="session")

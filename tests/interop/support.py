@@ -27,6 +27,8 @@ import stomp  # type: ignore[import-untyped]
 
 import stompws
 
+from ..support import brokers as real
+
 LOGIN = "guest"
 PASSCODE = "guest"
 VERSIONS = ("1.0", "1.1", "1.2")
@@ -55,20 +57,20 @@ class Endpoint:
 
 
 RABBITMQ_WS = Endpoint(
-    "rabbitmq-ws", "RabbitMQ", "WebSocket", "ws://127.0.0.1:15674/ws", "127.0.0.1", 15674
+    "rabbitmq-ws", "RabbitMQ", "WebSocket", real.RABBITMQ_WS_URL, real.HOST, real.RABBITMQ_WS_PORT
 )
 RABBITMQ_TCP = Endpoint(
-    "rabbitmq-tcp", "RabbitMQ", "TCP", "stomp://127.0.0.1:61623", "127.0.0.1", 61623
+    "rabbitmq-tcp", "RabbitMQ", "TCP", real.RABBITMQ_TCP_URL, real.HOST, real.RABBITMQ_STOMP_PORT
 )
 ACTIVEMQ_TCP = Endpoint(
-    "activemq-tcp", "ActiveMQ", "TCP", "stomp://127.0.0.1:61613", "127.0.0.1", 61613
+    "activemq-tcp", "ActiveMQ", "TCP", real.ACTIVEMQ_TCP_URL, real.HOST, real.ACTIVEMQ_STOMP_PORT
 )
 ENDPOINTS = {e.name: e for e in (RABBITMQ_WS, RABBITMQ_TCP, ACTIVEMQ_TCP)}
 
 
 def new_queue() -> str:
-    """A fresh queue name: queues outlive the test on both brokers, so never reuse one."""
-    return f"/queue/stompws-interop-{uuid.uuid4().hex}"
+    """A queue name never used before (queues outlive the test on both brokers)."""
+    return real.new_queue("interop")
 
 
 # -- message cases --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pytest
 
 from stompws.testing import Broker
 
+from ..support.ci import need
 from .certs import Certificates, KeyPair, have_openssl, make_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,7 @@ _example_tls = _load_example_tls()
 @pytest.fixture(scope="session")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     if not have_openssl():
-        pytest.skip("the openssl command is needed to make test certificates")
+        need("the openssl command is needed to make test certificates")
     return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
@@ -85,7 +86,7 @@ def tls_front(broker: Broker) -> Iterator[TlsFront]:
 
 
 def require_port(host: str, port: int, what: str) -> None:
-    """Skip when nothing listens on ``host:port``; in CI (``CI`` set) fail instead."""
+    """Skip when nothing listens on ``host:port``; in CI fail instead (``need``)."""
     try:
         with socket.create_connection((host, port), timeout=2.0):
             return
@@ -94,6 +95,4 @@ def require_port(host: str, port: int, what: str) -> None:
             f"{what} is not reachable at {host}:{port} ({error}); "
             "start the brokers with scripts/brokers/up.sh"
         )
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    need(message)

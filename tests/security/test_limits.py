@@ -10,6 +10,7 @@ broker's buffers are made before the measurement starts).
 
 from __future__ import annotations
 
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -141,8 +142,25 @@ def test_huge_websocket_control_frame_is_refused(traced: Traced) -> None:
     # RFC 6455 caps control frames (ping, pong, close) at 125 bytes; a 100 MiB ping must
     # not be buffered to be answered.
     reason, _, _ = _hostile_session(True, b"", FILLER, LIMIT, opcode=0x9)
-    assert reason is not None
+    # The reason must name the control frame: a test that accepted any failure passed too
+    # when the client died of something else (or read the whole ping and then failed).
+    assert isinstance(reason, stompws.StompError), reason
+    assert "control frame" in str(reason), reason
     assert traced.peak() < LIMIT + SLACK
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="client bug: a WebSocket protocol violation by the broker (here a 100 MiB ping) "
+    "is reported as a lost connection (ConnectionClosed/ConnectError), not as a "
+    "ProtocolError, so the caller cannot tell a malformed frame from a dead link "
+    "(ws_transport.py _fail)",
+)
+def test_huge_websocket_control_frame_is_a_protocol_error(traced: Traced) -> None:
+    reason, _, _ = _hostile_session(True, b"", FILLER, LIMIT, opcode=0x9)
+    assert isinstance(reason, stompws.ProtocolError) or isinstance(
+        reason.__cause__ if reason is not None else None, stompws.ProtocolError
+    ), repr(reason)
 
 
 @pytest.mark.parametrize("websocket", [False, True], ids=["tcp", "ws"])
@@ -158,21 +176,42 @@ def test_subscription_buffer_is_bounded_and_loses_nothing(traced: Traced, websoc
         for i, body in enumerate(bodies)
     ]
     sent = []
+    progress = threading.Condition()
+    written = [0]
 
     def script(peer: HostilePeer) -> None:
         peer.wait_for(b"SUBSCRIBE")
         for frame in frames:
             peer.send_message(frame)
+            with progress:
+                written[0] += 1
+                progress.notify_all()
         sent.append(len(frames))
+
+    def stalled(quiet: float) -> int:
+        """How many frames the broker wrote once it wrote none for ``quiet`` seconds
+        (its writes block when the client stops reading), within WAIT."""
+        deadline = time.monotonic() + WAIT
+        with progress:
+            while time.monotonic() < deadline:
+                before = written[0]
+                progress.wait(quiet)
+                if written[0] == before:
+                    return before
+        raise AssertionError(f"the broker never stopped writing ({written[0]} frames)")
 
     traced.start()  # after the broker's frames were made
     with HostileBroker(websocket, script) as broker:
         client = stompws.Client(broker.url, heartbeats=(0, 0))
         client.connect(timeout=WAIT)
         inbox = client.subscribe("/q", id="s", max_buffered=max_buffered)
-        time.sleep(1.0)  # the broker writes until the socket buffers are full
+        # Memory is read when the broker is stuck, i.e. when everything the client will
+        # take without a get() is in: a fixed sleep read it whenever, maybe too early.
+        # 0.5 s without a write is more than 100 times a write's time on this path.
+        stuck_at = stalled(0.5)
         peak = traced.peak()
         assert not sent, "the client read everything without anyone taking it"
+        assert max_buffered <= stuck_at < count, stuck_at
         received = [inbox.get(timeout=WAIT) for _ in range(count)]
         client.disconnect(timeout=2.0)
     assert [frame.body for frame in received] == bodies

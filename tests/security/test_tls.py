@@ -17,6 +17,8 @@ import pytest
 
 import stompws
 
+from ..support import brokers as real
+from ..support.ci import need
 from .certs import Certificates
 from .conftest import LOGIN, PASSCODE, ROOT, TlsFront, require_port
 
@@ -137,18 +139,15 @@ def test_plain_client_against_tls_port_fails_cleanly(
 
 # -- RabbitMQ's Web STOMP TLS listener (scripts/brokers/rabbitmq.sh) ------------------------
 
-RABBITMQ_WSS = "wss://127.0.0.1:15673/ws"
+RABBITMQ_WSS = real.RABBITMQ_WSS_URL
 RABBITMQ_CA = Path(os.environ.get("STOMPWS_BROKER_DIR", str(ROOT / ".brokers"))) / "tls" / "ca.pem"
 
 
 @pytest.fixture
 def rabbitmq_ca() -> Path:
-    require_port("127.0.0.1", 15673, "RabbitMQ Web STOMP over TLS")
+    require_port(real.HOST, real.RABBITMQ_WSS_PORT, "RabbitMQ Web STOMP over TLS")
     if not RABBITMQ_CA.exists():
-        message = f"{RABBITMQ_CA} is missing; scripts/brokers/up.sh (tls.sh) makes it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        need(f"{RABBITMQ_CA} is missing; scripts/brokers/up.sh (tls.sh) makes it")
     return RABBITMQ_CA
 
 
