@@ -52,14 +52,25 @@ STRESS_TESTS += \
 	tests/test_reconnect.py::test_pending_receipts_and_transactions_fail_at_the_loss \
 	tests/testing/test_faults.py::test_delay_frames \
 	tests/faults/test_proxy.py::test_delay_adds_latency_per_chunk \
-	tests/faults/test_fake_peers.py
+	tests/faults/test_fake_peers.py \
+	tests/test_core_defects.py::test_loss_right_after_connected_starts_a_reconnect \
+	tests/test_core_defects.py::test_disconnect_during_connect_wins \
+	tests/test_core_defects.py::test_disconnect_from_on_connected_wins \
+	tests/test_core_defects.py::test_subscribe_in_on_connected_after_reconnect \
+	tests/test_core_defects.py::test_disconnect_is_bounded_while_a_send_is_blocked
 STRESS_BROKER_TESTS += \
 	tests/integration/test_heartbeats.py \
 	tests/faults/test_slow_links.py::test_receipts_arrive_through_latency_and_receipt_timeout_holds
 STRESS_BROKERS ?= 0
 STRESS_ARGS ?=
 
+# The model-based test (tests/test_model.py) runs STRESS_MODEL_EXAMPLES random examples
+# (`make test` runs 25 fixed ones), with the same busy threads.
+STRESS_MODEL_EXAMPLES ?= 500
+
 stress: venv $(if $(filter 1,$(STRESS_BROKERS)),brokers)
+	STOMPWS_MODEL_EXAMPLES=$(STRESS_MODEL_EXAMPLES) STOMPWS_MODEL_RANDOM=1 \
+		$(BIN)/pytest -p no:cacheprovider -q --busy-threads=$(STRESS_BUSY) tests/test_model.py
 	$(BIN)/pytest -p no:cacheprovider -q --count=$(STRESS_COUNT) \
 		--busy-threads=$(STRESS_BUSY) $(STRESS_ARGS) \
 		$(STRESS_TESTS) $(if $(filter 1,$(STRESS_BROKERS)),$(STRESS_BROKER_TESTS))
