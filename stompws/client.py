@@ -637,11 +637,12 @@ class Client:
                 del self._transactions[tx_id]
         attempt = connection.attempt
         if not attempt.done.is_set():
-            attempt.fail(
-                failure
-                if isinstance(failure, (BrokerError, ConnectError))
-                else ConnectError(f"{connection.transport.endpoint.url}: {failure}")
-            )
+            if isinstance(failure, (BrokerError, ConnectError)):
+                attempt.fail(failure)
+            else:
+                refused = ConnectError(f"{connection.transport.endpoint.url}: {failure}")
+                refused.__cause__ = failure  # a ProtocolError stays visible to the caller
+                attempt.fail(refused)
         retry = self._supervisor is not None and not connection.ending_requested
         transition = self._lifecycle.fire(Trigger.LOST_RETRY if retry else Trigger.LOST, connection)
         if transition is not None and transition.after is ClientState.DISCONNECTED:

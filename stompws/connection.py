@@ -292,7 +292,7 @@ class Connection:
                         reason = violation.error
                         break
                     self._dispatch(events, now)
-        except ConnectionClosed as error:
+        except (ConnectionClosed, ProtocolError) as error:  # ProtocolError: WebSocket framing
             reason = error
         except Exception as error:  # a bug of ours: report it as the end, never hang
             logger.exception("%r: reader failed", self)

@@ -11,7 +11,8 @@ The tree is grouped by what the caller can do about the failure::
     │   │                                  a subprotocol or version that was not offered
     │   └── ConnectTimeout (TimeoutError) the connection was not established in time
     ├── BrokerError                       the broker answered ERROR (``.frame`` holds it)
-    ├── ProtocolError                     the peer broke STOMP: a malformed or oversized frame
+    ├── ProtocolError                     the peer broke STOMP (a malformed or oversized frame)
+    │                                      or WebSocket framing
     ├── ConnectionClosed                  an established connection ended (``.code``, ``.reason``)
     │   ├── HeartbeatTimeout (TimeoutError) the broker went silent for too long
     │   ├── WriteTimeout (TimeoutError)   a write did not finish within write_timeout: the

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final
 import websocket
 
 from .endpoint import Endpoint, without_credentials
-from .errors import ConnectError, ConnectionClosed, ConnectTimeout, UsageError
+from .errors import ConnectError, ConnectionClosed, ConnectTimeout, ProtocolError, UsageError
 from .sockets import HandshakeGuard, Stream, connect_socket
 from .ws_framing import (
     CLOSE,
@@ -165,8 +165,12 @@ class WebSocketTransport:
             try:
                 received = self._reader.receive_data(chunk)
             except FramingError as error:
+                # The broker broke WebSocket: a ProtocolError (what the caller can do about
+                # it differs from a lost link), after our close with status 1002.
                 self._send_close_if_free(STATUS_PROTOCOL_ERROR.to_bytes(2, "big"))
-                raise ConnectionClosed(f"connection to {self.endpoint.url} lost: {error}") from None
+                raise ProtocolError(
+                    f"{self.endpoint.url} broke WebSocket framing: {error}"
+                ) from None
             if received.pings:
                 # Answered now, or in front of the next write; the latest one is enough
                 # (RFC 6455 5.5.3).

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stompws.errors import ConnectionClosed
+from stompws.errors import ConnectionClosed, ProtocolError
 from stompws.sockets import Stream
 from stompws.transport import parse_url
 from stompws.ws_framing import CLOSE, PING, PONG, TEXT
@@ -85,7 +85,7 @@ def test_a_pong_that_could_not_go_out_goes_before_the_next_message(pair: Pair) -
 def test_a_framing_error_ends_with_close_1002(pair: Pair) -> None:
     t, peer = pair
     peer.sendall(bytes((0x83, 0)))
-    with pytest.raises(ConnectionClosed, match=r"lost: .*unknown opcode"):
+    with pytest.raises(ProtocolError, match=r"broke WebSocket framing: .*unknown opcode"):
         t.recv()
     assert read_client_frame(peer) == (CLOSE, (1002).to_bytes(2, "big"))
 

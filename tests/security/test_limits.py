@@ -149,13 +149,8 @@ def test_huge_websocket_control_frame_is_refused(traced: Traced) -> None:
     assert traced.peak() < LIMIT + SLACK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client bug: a WebSocket protocol violation by the broker (here a 100 MiB ping) "
-    "is reported as a lost connection (ConnectionClosed/ConnectError), not as a "
-    "ProtocolError, so the caller cannot tell a malformed frame from a dead link "
-    "(ws_transport.py _fail)",
-)
+# Red before: a WebSocket protocol violation by the broker was reported as a lost
+# connection, not as a ProtocolError, so the caller could not tell it from a dead link.
 def test_huge_websocket_control_frame_is_a_protocol_error(traced: Traced) -> None:
     reason, _, _ = _hostile_session(True, b"", FILLER, LIMIT, opcode=0x9)
     assert isinstance(reason, stompws.ProtocolError) or isinstance(
