@@ -296,7 +296,7 @@ class Client:
         finally:
             self._lifecycle.attempt_over()
         attempt = connection.attempt
-        if not attempt.done.wait(max(deadline - time.monotonic(), 0.0)):
+        if not attempt.settled.wait(max(deadline - time.monotonic(), 0.0)):
             attempt.fail(ConnectTimeout(f"no CONNECTED from {endpoint.url} within {seconds:g} s"))
         if attempt.error is not None:
             connection.abort(attempt.error)
@@ -529,7 +529,7 @@ class Client:
                 # The broker answered a frame sent after its last ERROR arrived: that
                 # ERROR did not end the connection.
                 connection.unanswered_error = None
-            receipt._resolve(event.frame)
+            receipt.succeed(event.frame)
         self._listeners.call("on_receipt", event.frame)
 
     def _deliver(self, connection: Connection, event: MessageReceived) -> None:
@@ -580,8 +580,8 @@ class Client:
             with connection.lock:
                 receipt = connection.receipts.pop(event.receipt_id, None)
             if receipt is not None:
-                receipt._fail(error)
-        elif not connection.attempt.done.is_set():
+                receipt.fail(error)
+        elif not connection.attempt.settled.is_set():
             connection.attempt.fail(error)
         with connection.lock:
             connection.unanswered_error = error
@@ -629,14 +629,14 @@ class Client:
             receipts += connection.receipts.values()
             connection.receipts.clear()
         for receipt in receipts:
-            receipt._fail(unanswered)
+            receipt.fail(unanswered)
         for tx_id in lost.open_transactions:
             tx = self._transactions.get(tx_id)
             if tx is not None and tx.session is connection.protocol:
                 tx.lost = failure
                 del self._transactions[tx_id]
         attempt = connection.attempt
-        if not attempt.done.is_set():
+        if not attempt.settled.is_set():
             if isinstance(failure, (BrokerError, ConnectError)):
                 attempt.fail(failure)
             else:
@@ -723,7 +723,7 @@ class Client:
                 if len(connection.receipts) > MAX_PENDING_RECEIPTS:
                     oldest = next(iter(connection.receipts))
                     session.forget_receipt(oldest)
-                    connection.receipts.pop(oldest)._fail(
+                    connection.receipts.pop(oldest).fail(
                         ReceiptTimeout(
                             f"RECEIPT {oldest} given up: more than {MAX_PENDING_RECEIPTS} "
                             "receipts were pending at once (the broker is not answering)"

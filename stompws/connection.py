@@ -46,7 +46,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from .errors import ConnectionClosed, HeartbeatTimeout, ProtocolError
-from .frame import Frame
+from .handles import Outcome
 from .protocol import (
     HEARTBEAT_BYTES,
     ClientProtocol,
@@ -67,30 +67,8 @@ logger = logging.getLogger("stompws.connection")
 _numbers = itertools.count(1)
 
 
-class ConnectAttempt:
-    """The connecting thread's view of one attempt: the first outcome wins."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.frame: Frame | None = None
-        self.error: BaseException | None = None
-        self._lock = threading.Lock()
-
-    def succeed(self, frame: Frame) -> bool:
-        with self._lock:
-            if self.done.is_set():
-                return False
-            self.frame = frame
-            self.done.set()
-            return True
-
-    def fail(self, error: BaseException) -> bool:
-        with self._lock:
-            if self.done.is_set():
-                return False
-            self.error = error
-            self.done.set()
-            return True
+class ConnectAttempt(Outcome):
+    """The connecting thread's view of one attempt: its CONNECTED frame, or why not."""
 
 
 class ConnectionHandler(Protocol):

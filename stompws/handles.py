@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_MAX_BUFFERED_BYTES",
     "OVERFLOW_POLICIES",
     "Message",
+    "Outcome",
     "Receipt",
     "Subscription",
     "Transaction",
@@ -45,31 +46,56 @@ class ReaderAware(Protocol):
     def closing(self) -> bool: ...
 
 
-class Receipt:
+class Outcome:
+    """Settled once, by a frame or by an error: whichever comes first wins."""
+
+    def __init__(self) -> None:
+        self.settled = threading.Event()
+        self.frame: Frame | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def succeed(self, frame: Frame) -> bool:
+        """Settle with ``frame``; False when already settled."""
+        with self._lock:
+            if self.settled.is_set():
+                return False
+            self.frame = frame
+            self.settled.set()
+            return True
+
+    def fail(self, error: BaseException) -> bool:
+        """Settle with ``error``; False when already settled."""
+        with self._lock:
+            if self.settled.is_set():
+                return False
+            self.error = error
+            self.settled.set()
+            return True
+
+
+class Receipt(Outcome):
     """A pending RECEIPT; ``wait`` returns the RECEIPT frame or raises why it never came.
 
-    It resolves exactly once: by its RECEIPT, by an ERROR that names it, or by the end of
+    It settles exactly once: by its RECEIPT, by an ERROR that names it, or by the end of
     its connection; whichever comes first.
     """
 
     def __init__(self, receipt_id: str, command: str, connection: ReaderAware, default: float):
+        super().__init__()
         self.id = receipt_id
         self.command = command
         self.ticket = 0  # the place of its frame in the connection's write order
         self._connection = connection
         self._default_timeout = default
-        self._done = threading.Event()
-        self._lock = threading.Lock()
-        self._frame: Frame | None = None
-        self._error: BaseException | None = None
 
     def __repr__(self) -> str:
-        state = "received" if self._frame else "failed" if self._error else "pending"
+        state = "received" if self.frame else "failed" if self.error else "pending"
         return f"<Receipt {self.id} for {self.command}: {state}>"
 
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self.settled.is_set()
 
     def wait(self, timeout: float | None = None) -> Frame:
         """The RECEIPT frame. ``timeout=None`` means the client's ``receipt_timeout``.
@@ -77,34 +103,18 @@ class Receipt:
         Raises ``ReceiptTimeout``, ``BrokerError`` (the broker answered ERROR for this
         frame) or ``ConnectionClosed`` (the connection ended before the RECEIPT came).
         """
-        if not self._done.is_set() and self._connection.on_reader_thread:
+        if not self.settled.is_set() and self._connection.on_reader_thread:
             raise UsageError(
                 "cannot wait for a RECEIPT inside a listener or callback: the reader thread "
                 "that would deliver it is the one waiting; use on_receipt instead"
             )
         seconds = self._default_timeout if timeout is None else timeout
-        if not self._done.wait(seconds):
+        if not self.settled.wait(seconds):
             raise ReceiptTimeout(f"no RECEIPT {self.id} for {self.command} within {seconds:g} s")
-        if self._error is not None:
-            raise self._error
-        assert self._frame is not None  # set before _done
-        return self._frame
-
-    def _resolve(self, frame: Frame) -> bool:
-        with self._lock:
-            if self._done.is_set():
-                return False
-            self._frame = frame
-            self._done.set()
-            return True
-
-    def _fail(self, error: BaseException) -> bool:
-        with self._lock:
-            if self._done.is_set():
-                return False
-            self._error = error
-            self._done.set()
-            return True
+        if self.error is not None:
+            raise self.error
+        assert self.frame is not None  # set before settled
+        return self.frame
 
 
 class SubscriptionOwner(Protocol):
