@@ -66,7 +66,7 @@ STRESS_ARGS ?=
 
 # The model-based test (tests/test_model.py) runs STRESS_MODEL_EXAMPLES random examples
 # (`make test` runs 25 fixed ones), with the same busy threads.
-STRESS_MODEL_EXAMPLES ?= 500
+STRESS_MODEL_EXAMPLES ?= 300
 
 stress: venv $(if $(filter 1,$(STRESS_BROKERS)),brokers)
 	STOMPWS_MODEL_EXAMPLES=$(STRESS_MODEL_EXAMPLES) STOMPWS_MODEL_RANDOM=1 \

@@ -492,7 +492,8 @@ ClientModel.TestCase.settings = settings(
 )
 
 
-@pytest.mark.timeout(600)
+# About a second an example on a loaded 2-core machine, with room to spare.
+@pytest.mark.timeout(max(300, EXAMPLES * 3))
 def test_client_model() -> None:
     state_machine = ClientModel.TestCase()
     state_machine.runTest()
