@@ -21,6 +21,7 @@ invariants below are checked; every call must return within its bound.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import os
 import threading
@@ -232,6 +233,15 @@ class Recorder(Listener):
         self.bodies: list[str] = []
         self.reasons: list[BaseException | None] = []
         self.disconnect_on_message: stompws.Client | None = None
+        self.subscribe_on_connected: stompws.Client | None = None
+
+    def on_connected(self, frame: Frame) -> None:
+        # The stomp.py habit: subscribe (again) in on_connected, also after a reconnect.
+        client = self.subscribe_on_connected
+        if client is not None:
+            # The connection may be gone already: that loss is reported on its own.
+            with contextlib.suppress(StompError):
+                client.subscribe("/queue/s1", id="s1", ack="auto")
 
     def on_message(self, frame: Frame) -> None:
         self.bodies.append(frame.text)
@@ -269,8 +279,11 @@ class ClientModel(RuleBasedStateMachine):
         transport=st.sampled_from(TRANSPORTS),
         reconnect=st.booleans(),
         first_plan=st.sampled_from(PLANS),
+        subscribe_on_connected=st.booleans(),
     )
-    def start(self, transport: str, reconnect: bool, first_plan: str) -> None:
+    def start(
+        self, transport: str, reconnect: bool, first_plan: str, subscribe_on_connected: bool
+    ) -> None:
         self.broker = AnsweringPeer(transport)
         self.broker.plans.append(first_plan)
         self.client = stompws.Client(
@@ -283,6 +296,8 @@ class ClientModel(RuleBasedStateMachine):
             receipt_timeout=RECEIPT_TIMEOUT,
         )
         self.client.add_listener(self.recorder)
+        if subscribe_on_connected:
+            self.recorder.subscribe_on_connected = self.client
         result = bounded(CONNECT_TIMEOUT, self.client.connect)
         event(f"first connect ({first_plan}): {type(result).__name__}")
         if isinstance(result, Frame):
@@ -433,6 +448,17 @@ class ClientModel(RuleBasedStateMachine):
     def connected_only_when_connected(self) -> None:
         if self.client is not None and self.client.is_connected:
             assert self.client.state is ClientState.CONNECTED
+
+    @invariant()
+    def never_stranded(self) -> None:
+        """A client that says CONNECTED has a live connection, or soon says otherwise (a
+        loss moves it to RECONNECTING or DISCONNECTED)."""
+        client = self.client
+        if client is None:
+            return
+        assert wait_until(
+            lambda: client.state is not ClientState.CONNECTED or client.is_connected, MARGIN
+        ), f"stranded: the client is {client.state} with a dead connection"
 
     @invariant()
     def never_two_subscribes_with_one_id(self) -> None:
