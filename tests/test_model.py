@@ -24,8 +24,10 @@ import collections
 import contextlib
 import itertools
 import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -76,6 +78,17 @@ def client_threads() -> list[threading.Thread]:
         for t in threading.enumerate()
         if t.name.startswith("stompws-") and not t.name.startswith("stompws-testbroker-")
     ]
+
+
+def thread_stacks() -> str:
+    """Where every client and peer thread is now: for a failure that is a hang."""
+    frames = sys._current_frames()
+    parts = []
+    for thread in threading.enumerate():
+        if thread.name.startswith(("stompws-", "peer-")) and thread.ident in frames:
+            stack = "".join(traceback.format_stack(frames[thread.ident], limit=8))
+            parts.append(f"--- {thread.name}\n{stack}")
+    return "\n".join(parts)
 
 
 def wait_until(ready: Callable[[], bool], timeout: float) -> bool:
@@ -432,8 +445,10 @@ class ClientModel(RuleBasedStateMachine):
         live = client.is_connected
         if not fault() or not live:
             return
+        side = self.broker.current if self.broker is not None else None
         assert wait_until(lambda: len(self.recorder.reasons) > before, MARGIN), (
-            f"the peer broke the connection and the client reported nothing ({client.state})"
+            f"the peer broke the connection and the client reported nothing ({client.state}); "
+            f"{side.connection.describe() if side is not None else ''}\n{thread_stacks()}"
         )
         reason = self.recorder.reasons[before]
         assert isinstance(reason, StompError), f"a loss reported as {reason!r}"
