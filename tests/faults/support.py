@@ -84,12 +84,16 @@ class Recorder(stompws.Listener):
 
     def wait_for(self, name: str, count: int = 1, timeout: float = WAIT) -> list[Event]:
         """The events called ``name`` once there are at least ``count`` of them."""
-        return wait_until(
-            self.condition,
-            lambda: found if len(found := self.of(name)) >= count else None,
-            f"{count} × {name} (events so far: {self.names()})",
-            timeout,
-        )
+        try:
+            return wait_until(
+                self.condition,
+                lambda: found if len(found := self.of(name)) >= count else None,
+                f"{count} × {name}",
+                timeout,
+            )
+        except AssertionError as error:
+            # The events at the end of the wait, not at its start: they say what came instead.
+            raise AssertionError(f"{error} (events: {self.names()})") from None
 
     def on_connecting(self, url: str) -> None:
         self._add("connecting", url)
