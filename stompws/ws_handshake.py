@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING, Final
 
 from .endpoint import Endpoint, without_credentials
 from .errors import ConnectError, ConnectTimeout, UsageError
-from .sockets import HandshakeGuard
 
 if TYPE_CHECKING:
-    import socket  # only the type: sockets are opened in ``sockets``
+    import socket  # only the types: sockets are opened in ``sockets``
+
+    from .sockets import HandshakeGuard
 
 __all__ = [
     "MAX_RESPONSE_HEAD",

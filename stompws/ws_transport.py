@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 from .endpoint import Endpoint
 from .errors import ConnectError, ConnectionClosed, ProtocolError
+from .proxy import proxy_for
 from .sockets import HandshakeGuard, Stream, connect_socket
 from .ws_framing import (
     CLOSE,
@@ -83,7 +84,7 @@ class WebSocketTransport:
         write_timeout: float,
     ) -> WebSocketTransport:
         handshake_headers = check_headers(ws_headers)
-        sock = connect_socket(endpoint, guard, ssl_context)
+        sock = connect_socket(endpoint, guard, ssl_context, proxy_for(endpoint))
         try:
             offered = subprotocols_for(versions)
             subprotocol, early = handshake(endpoint, sock, guard, handshake_headers, offered)
