@@ -3,7 +3,9 @@ caller's Host and Origin replace the handshake's own (one of each on the wire)."
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import socket
 import threading
 import time
@@ -14,6 +16,8 @@ import pytest
 from stompws.errors import ConnectError, ConnectTimeout, UsageError
 from stompws.transport import HandshakeGuard, open_transport, parse_url
 from stompws.ws_handshake import MAX_RESPONSE_HEAD
+
+from .hostile import WS_GUID
 
 WAIT = 10.0
 
@@ -164,4 +168,50 @@ def test_headers_the_handshake_depends_on_are_refused(headers: dict[str, str]) -
         with pytest.raises(TimeoutError):
             listener.accept()  # refused before any connection
     finally:
+        listener.close()
+
+
+def test_bytes_sent_with_the_handshake_answer_are_kept() -> None:
+    # Read in chunks, the answer and a frame right behind it arrive in one read: the frame
+    # must reach the framing reader, not be dropped with the HTTP head.
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(WAIT)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = next(
+                line.partition(b":")[2].strip()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
+                b"Sec-WebSocket-Protocol: v12.stomp\r\n\r\n" + bytes((0x81, 5)) + b"early"
+            )
+            assert done.wait(WAIT)
+
+    thread = threading.Thread(target=serve, name="test-early", daemon=True)
+    thread.start()
+    transport = open_transport(
+        parse_url(f"ws://127.0.0.1:{listener.getsockname()[1]}/ws"),
+        guard=HandshakeGuard(WAIT),
+        ssl_context=None,
+        ws_headers=None,
+        versions=("1.2",),
+        write_timeout=5,
+    )
+    try:
+        assert transport.subprotocol == "v12.stomp"
+        assert transport.recv() == b"early"
+    finally:
+        done.set()
+        transport.close()
+        thread.join(WAIT)
         listener.close()
