@@ -44,7 +44,8 @@ EXIT_PROTOCOL = 6
 EPILOG = """exit codes: 0 success, 2 bad usage, 3 broker unreachable or connection lost,
 4 broker refused (ERROR, e.g. bad credentials), 5 timeout, 6 protocol error, 1 other.
 Credentials: the URL (ws://user:pass@host/ws), --login/--passcode, or the environment
-(STOMPWS_LOGIN, STOMPWS_PASSCODE)."""
+(STOMPWS_LOGIN, STOMPWS_PASSCODE). Prefer the environment for the passcode: a command
+line is visible to other users of the machine (ps, /proc)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("url", help="ws://, wss://, stomp:// or stomp+ssl:// URL of the broker")
     common.add_argument("destination", help="e.g. /queue/work or /topic/news")
     common.add_argument("--login", help="login (default: from the URL or $STOMPWS_LOGIN)")
-    common.add_argument("--passcode", help="passcode (default: the URL or $STOMPWS_PASSCODE)")
+    common.add_argument(
+        "--passcode",
+        help="passcode (default: the URL or $STOMPWS_PASSCODE); on the command line (like a "
+        "passcode in the URL) it is visible to other users in ps: prefer $STOMPWS_PASSCODE",
+    )
     common.add_argument("--host", help="the STOMP host header (a virtual host)")
     common.add_argument(
         "--heartbeats", default="10000,10000", metavar="CX,CY", help="in ms (default 10000,10000)"

@@ -10,7 +10,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 from .errors import UsageError
 from .frame import VERSIONS
 
-__all__ = ["Endpoint", "parse_url", "without_credentials"]
+__all__ = ["Endpoint", "parse_url", "shown_url", "without_credentials"]
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443, "stomp": 61613, "stomp+ssl": 61614, "stomp+tls": 61614}
 
@@ -32,6 +32,15 @@ class Endpoint:
     heartbeats: tuple[int, int] | None = None
     vhost: str | None = None
     versions: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:
+        # The dataclass repr would show ``path`` with its query, which may hold an API key.
+        path, query, _ = self.path.partition("?")
+        return (
+            f"Endpoint(scheme={self.scheme!r}, host={self.host!r}, port={self.port!r}, "
+            f"path={path + ('?...' if query else '')!r}, heartbeats={self.heartbeats!r}, "
+            f"vhost={self.vhost!r}, versions={self.versions!r})"
+        )
 
     @property
     def websocket(self) -> bool:
@@ -78,20 +87,20 @@ def parse_url(url: str) -> Endpoint:
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise UsageError(
-            f"unsupported URL scheme {parts.scheme!r} in {without_credentials(url)!r}: "
+            f"unsupported URL scheme {parts.scheme!r} in {shown_url(url)!r}: "
             "use ws://, wss://, stomp:// or stomp+ssl://"
         )
     if not parts.hostname:
-        raise UsageError(f"no host in URL {without_credentials(url)!r}")
+        raise UsageError(f"no host in URL {shown_url(url)!r}")
     try:
         port = parts.port or _DEFAULT_PORTS[scheme]
     except ValueError:
-        raise UsageError(f"bad port in URL {without_credentials(url)!r}") from None
+        raise UsageError(f"bad port in URL {shown_url(url)!r}") from None
     options, rest = _split_query(parts.query, url)
     if rest and scheme not in ("ws", "wss"):
         raise UsageError(
             f"unknown query option {rest.split('&')[0].split('=')[0]!r} in "
-            f"{without_credentials(url)!r}: a {scheme}:// URL takes only "
+            f"{shown_url(url)!r}: a {scheme}:// URL takes only "
             "heartbeat=, vhost= and version="
         )
     path = parts.path or "/"
@@ -121,10 +130,10 @@ def _split_query(query: str, url: str) -> tuple[dict[str, str], str]:
             kept.append(piece)
             continue
         if name in options:
-            raise UsageError(f"query option {name!r} given twice in {without_credentials(url)!r}")
+            raise UsageError(f"query option {name!r} given twice in {shown_url(url)!r}")
         value = unquote_plus(raw_value).strip()
         if not value:
-            raise UsageError(f"query option {name!r} needs a value in {without_credentials(url)!r}")
+            raise UsageError(f"query option {name!r} needs a value in {shown_url(url)!r}")
         options[name] = value
     return options, "&".join(kept)
 
@@ -133,8 +142,7 @@ def _single_option(options: dict[str, str], names: tuple[str, ...], url: str) ->
     given = [name for name in names if name in options]
     if len(given) > 1:
         raise UsageError(
-            f"query options {' and '.join(given)} mean the same; give one in "
-            f"{without_credentials(url)!r}"
+            f"query options {' and '.join(given)} mean the same; give one in {shown_url(url)!r}"
         )
     return options[given[0]] if given else None
 
@@ -151,7 +159,7 @@ def _heartbeat_option(options: dict[str, str], url: str) -> tuple[int, int] | No
     if len(numbers) not in (1, 2) or any(ms < 0 for ms in numbers):
         raise UsageError(
             f"heartbeat must be milliseconds (5000) or a pair (cx,cy), not {value!r} "
-            f"in {without_credentials(url)!r}"
+            f"in {shown_url(url)!r}"
         )
     return (numbers[0], numbers[-1])
 
@@ -164,10 +172,24 @@ def _version_option(options: dict[str, str], url: str) -> tuple[str, ...] | None
     unknown = [item for item in versions if item not in VERSIONS]
     if unknown:
         raise UsageError(
-            f"unknown STOMP version {unknown[0]!r} in {without_credentials(url)!r}; "
-            f"use {', '.join(VERSIONS)}"
+            f"unknown STOMP version {unknown[0]!r} in {shown_url(url)!r}; use {', '.join(VERSIONS)}"
         )
     return versions
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for a message: no credentials, and no query values (an API key, say).
+
+    The query's parameter names stay, so that an error about one still points at it."""
+    url = without_credentials(url)
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url
+    query, hash_mark, _ = query.partition("#")
+    names = "&".join(
+        piece.partition("=")[0] + ("=..." if "=" in piece else "") for piece in query.split("&")
+    )
+    return f"{base}?{names}" + ("#..." if hash_mark else "")
 
 
 def without_credentials(url: str) -> str:

@@ -39,9 +39,13 @@ import socket
 import ssl
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from .endpoint import Endpoint
 from .errors import ConnectError, ConnectionClosed, ConnectTimeout, WriteTimeout
+
+if TYPE_CHECKING:
+    from .proxy import Proxy
 
 __all__ = [
     "HandshakeGuard",
@@ -116,14 +120,21 @@ _guards = itertools.count(1)
 
 
 def connect_socket(
-    endpoint: Endpoint, guard: HandshakeGuard, ssl_context: ssl.SSLContext | None
+    endpoint: Endpoint,
+    guard: HandshakeGuard,
+    ssl_context: ssl.SSLContext | None,
+    proxy: Proxy | None = None,
 ) -> socket.socket:
-    """A connected, blocking socket (TLS-wrapped when the endpoint says so)."""
+    """A connected, blocking socket (TLS-wrapped when the endpoint says so), through a
+    CONNECT tunnel when ``proxy`` is given (TLS then runs inside it, end to end)."""
     where = f"{endpoint.host}:{endpoint.port}"
     if guard.aborted:
         raise ConnectError(f"connecting to {where} was aborted")
+    address = (endpoint.host, endpoint.port) if proxy is None else (proxy.host, proxy.port)
+    if proxy is not None:
+        where = f"{proxy.where} (for {where})"
     try:
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=guard.remaining())
+        sock = socket.create_connection(address, timeout=guard.remaining())
     except TimeoutError:
         raise ConnectTimeout(f"no TCP connection to {where} within {guard.timeout:g} s") from None
     except OSError as error:
@@ -131,6 +142,8 @@ def connect_socket(
     try:
         guard.attach(sock)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if proxy is not None:
+            proxy.open_tunnel(sock, endpoint, guard)
         if endpoint.tls:
             sock.settimeout(guard.remaining())
             context = ssl_context or ssl.create_default_context()

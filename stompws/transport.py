@@ -3,7 +3,7 @@
 and the opening deadline in ``sockets``; URLs in ``endpoint``).
 
 Under the client, ``sockets`` is the only module that uses ``socket``, ``ssl`` and
-``select``, and ``ws_transport`` the only one that imports ``websocket``.
+``select``; nothing under the client imports ``websocket`` (the handshake is ``ws_handshake``).
 
 Threading contract, which the client relies on:
 

@@ -93,6 +93,7 @@ class FrameReader:
     def __init__(self) -> None:
         self._buffer = bytearray()  # received, not yet parsed
         self._payload_left = 0  # bytes of the current data frame's payload still to come
+        self._fragmented = False  # a data frame without FIN came: continuations may follow
         self._closed = False
 
     def receive_data(self, data: bytes) -> Received:
@@ -139,6 +140,18 @@ class FrameReader:
                 length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
             opcode = first & 0x0F
             if opcode <= BINARY:  # continuation, text, binary: all one byte stream
+                # The payloads are joined without reassembly, but the sequence is still
+                # checked (RFC 6455 5.4): a broker that gets it wrong has lost track of its
+                # messages, and what it sends next cannot be trusted as STOMP either.
+                if opcode == 0 and not self._fragmented:
+                    raise FramingError(
+                        "the broker sent a continuation frame with no message to continue"
+                    )
+                if opcode != 0 and self._fragmented:
+                    raise FramingError(
+                        "the broker started a message before its fragmented one ended"
+                    )
+                self._fragmented = not first & 0x80
                 pos += head
                 self._payload_left = length
                 continue
@@ -163,6 +176,9 @@ class FrameReader:
 
 
 def _close(payload: bytes) -> Close:
+    if len(payload) == 1:
+        # A status code is two bytes; one cannot be echoed back (RFC 6455 5.5.1, 7.1.5).
+        raise FramingError("the broker sent a close frame with a 1-byte payload")
     code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
     return Close(code, payload[2:].decode("utf-8", "replace"))
 

@@ -1,16 +1,12 @@
-"""STOMP over WebSocket (ws://, wss://): the handshake by ``websocket-client``, the framing by
+"""STOMP over WebSocket (ws://, wss://): the handshake by ``ws_handshake``, the framing by
 ``ws_framing``, the socket a ``sockets.Stream``.
 
 We open the TCP (and TLS) socket ourselves, so that connect errors and certificate checks
-read the same as over plain TCP, and hand it to websocket-client for the opening handshake.
-After it, this module reads and writes RFC 6455 frames on the socket itself (why: see
-``ws_framing``): it reads up to 256 KiB a call, hands the STOMP parser the payloads found,
-answers pings, and answers and raises a close after the data before it.
-
-The handshake never follows a redirect (websocket-client would, three times by default):
-that would send ``ws_headers``, often credentials, to a host the caller never named, and
-start a new connection past the handshake's deadline. A 3xx answer is a ``ConnectError``
-naming the status and the Location.
+read the same as over plain TCP, and do the opening handshake on it (bounded in size, no
+redirects: see ``ws_handshake``). After it, this module reads and writes RFC 6455 frames on
+the socket itself (why: see ``ws_framing``): it reads up to 256 KiB a call, hands the STOMP
+parser the payloads found, answers pings, and answers and raises a close after the data
+before it.
 
 Threads: one lock serialises every write (our frames, and the pongs and close replies the
 reader sends), and ``close`` takes it too, so that the socket is never closed under a write.
@@ -23,14 +19,12 @@ socket goes down anyway.
 from __future__ import annotations
 
 import contextlib
-import string
 import threading
 from typing import TYPE_CHECKING, Final
 
-import websocket
-
-from .endpoint import Endpoint, without_credentials
-from .errors import ConnectError, ConnectionClosed, ConnectTimeout, ProtocolError, UsageError
+from .endpoint import Endpoint
+from .errors import ConnectError, ConnectionClosed, ProtocolError
+from .proxy import proxy_for
 from .sockets import HandshakeGuard, Stream, connect_socket
 from .ws_framing import (
     CLOSE,
@@ -42,15 +36,14 @@ from .ws_framing import (
     FrameWriter,
     FramingError,
 )
+from .ws_handshake import check_headers, handshake
 
 if TYPE_CHECKING:
-    import socket
     import ssl
 
 __all__ = ["WebSocketTransport", "subprotocols_for"]
 
 _READ_SIZE: Final = 256 * 1024
-_REDIRECTS: Final = frozenset((300, 301, 302, 303, 305, 307, 308))
 
 
 def subprotocols_for(versions: tuple[str, ...]) -> list[str]:
@@ -61,13 +54,16 @@ def subprotocols_for(versions: tuple[str, ...]) -> list[str]:
 class WebSocketTransport:
     """The ``transport.Transport`` for ws:// and wss://, on a socket after the handshake."""
 
-    def __init__(self, endpoint: Endpoint, stream: Stream, subprotocol: str | None) -> None:
+    def __init__(
+        self, endpoint: Endpoint, stream: Stream, subprotocol: str | None, early: bytes = b""
+    ) -> None:
         self.endpoint = endpoint
         self.subprotocol = subprotocol
         self._stream = stream
         self._write_lock = threading.Lock()  # every write, and close (module docstring)
         self._writer = FrameWriter()  # used under _write_lock only
         self._reader = FrameReader()  # the reader thread's
+        self._early = early  # bytes the server sent right after its handshake answer
         self._peer_close: ConnectionClosed | None = None  # a close seen, raised next recv
         self._close_sent = False
         self._pong_due: bytes | None = None  # a ping's payload still to answer
@@ -87,10 +83,11 @@ class WebSocketTransport:
         versions: tuple[str, ...],
         write_timeout: float,
     ) -> WebSocketTransport:
-        handshake_headers = _checked_headers(ws_headers)
-        sock = connect_socket(endpoint, guard, ssl_context)
+        handshake_headers = check_headers(ws_headers)
+        sock = connect_socket(endpoint, guard, ssl_context, proxy_for(endpoint))
         try:
-            subprotocol = _handshake(endpoint, sock, guard, handshake_headers, versions)
+            offered = subprotocols_for(versions)
+            subprotocol, early = handshake(endpoint, sock, guard, handshake_headers, offered)
             stream = Stream(sock, write_timeout=write_timeout, where=endpoint.url)
         except OSError as error:
             sock.close()
@@ -98,7 +95,7 @@ class WebSocketTransport:
         except BaseException:
             sock.close()
             raise
-        return cls(endpoint, stream, subprotocol)
+        return cls(endpoint, stream, subprotocol, early)
 
     # -- writing (any thread) ---------------------------------------------------------------
 
@@ -161,7 +158,10 @@ class WebSocketTransport:
         while True:
             if self._peer_close is not None:
                 raise self._peer_close
-            chunk = self._stream.recv(_READ_SIZE, self._on_eof)
+            if self._early:
+                chunk, self._early = self._early, b""
+            else:
+                chunk = self._stream.recv(_READ_SIZE, self._on_eof)
             try:
                 received = self._reader.receive_data(chunk)
             except FramingError as error:
@@ -198,87 +198,3 @@ class WebSocketTransport:
         # (a known crash with TLS).
         with self._write_lock:
             self._stream.close()
-
-
-def _handshake(
-    endpoint: Endpoint,
-    sock: socket.socket,
-    guard: HandshakeGuard,
-    headers: list[str],
-    versions: tuple[str, ...],
-) -> str | None:
-    """The opening handshake on ``sock``; the subprotocol the server chose."""
-    offered = subprotocols_for(versions)
-    ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
-    ws.settimeout(guard.remaining())
-    try:
-        ws.connect(  # type: ignore[no-untyped-call]
-            endpoint.request_url,
-            socket=sock,
-            subprotocols=offered,
-            header=headers,
-            redirect_limit=0,  # module docstring
-        )
-    except websocket.WebSocketBadStatusException as error:
-        raise ConnectError(
-            f"WebSocket handshake with {endpoint.url} refused: HTTP {error.status_code}"
-        ) from None
-    except (websocket.WebSocketTimeoutException, TimeoutError):
-        raise ConnectTimeout(
-            f"WebSocket handshake with {endpoint.url} did not finish within {guard.timeout:g} s"
-        ) from None
-    except Exception as error:  # anything else websocket-client raises: still a ConnectError
-        redirect = _redirect(ws)
-        if redirect is not None:
-            raise ConnectError(
-                f"WebSocket handshake with {endpoint.url} answered {redirect}; "
-                "redirects are not followed: connect to the new URL if you trust it"
-            ) from None
-        raise ConnectError(f"WebSocket handshake with {endpoint.url} failed: {error}") from error
-    if ws.subprotocol is not None and ws.subprotocol.lower() not in offered:
-        raise ConnectError(
-            f"{endpoint.url} chose WebSocket subprotocol {ws.subprotocol!r}, "
-            f"which was not offered ({', '.join(offered)})"
-        )
-    return ws.subprotocol  # type: ignore[no-any-return]
-
-
-def _redirect(ws: websocket.WebSocket) -> str | None:
-    """``HTTP 302 to <Location>`` when the handshake was answered with a redirect."""
-    response = getattr(ws, "handshake_response", None)
-    status = getattr(response, "status", None)
-    if status not in _REDIRECTS:
-        return None
-    headers = getattr(response, "headers", None) or {}
-    location = str(headers.get("location", "")) if isinstance(headers, dict) else ""
-    # The Location is the peer's text: shown without credentials, on one line, short.
-    shown = without_credentials(location).encode("ascii", "backslashreplace").decode()
-    shown = shown.replace("\r", "\\r").replace("\n", "\\n")
-    if len(shown) > 200:
-        shown = shown[:200] + "..."
-    return f"HTTP {status} to {shown!r}" if shown else f"HTTP {status} without a Location"
-
-
-# An HTTP header name is a "token" (RFC 9110, 5.1 and 5.6.2).
-_TOKEN: Final = frozenset("!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits)
-
-
-def _checked_headers(headers: dict[str, str] | None) -> list[str]:
-    """The handshake's extra header lines, refusing what would change the request's shape.
-
-    websocket-client writes each line as given, so a CR or LF in a name or value would end
-    the line and add headers (or a body) of the caller's choosing to the request: HTTP
-    header injection. Values are not shown in the error: they are often credentials.
-    """
-    lines = []
-    for name, value in (headers or {}).items():
-        name, value = str(name), str(value)
-        if not name or not _TOKEN.issuperset(name):
-            raise UsageError(f"ws_headers: {name!r} is not a valid HTTP header name")
-        if "\r" in value or "\n" in value or "\x00" in value:
-            raise UsageError(
-                f"ws_headers: the value of {name!r} contains a CR, LF or NUL, which would "
-                "end the header line and inject what follows into the handshake"
-            )
-        lines.append(f"{name}: {value}")
-    return lines
