@@ -79,9 +79,11 @@ logger = logging.getLogger("stompws.client")
 # frames it had already read, as it does with the RECEIPT of a refused SUBSCRIBE). A later
 # close is not blamed on it: ActiveMQ keeps a connection open after some ERRORs.
 ERROR_ANSWER_WINDOW = 2.0
-# Receipts a connection waits for at once; past that the oldest is given up (a broker that
-# never answers must not grow the client without bound).
+# Receipts a connection keeps at once: past that, the oldest ones whose wait() already timed
+# out are given up (a broker that never answers must not grow the client without bound).
+# Receipts nobody has given up on are never dropped: a burst of sends is no reason to fail.
 MAX_PENDING_RECEIPTS = 10_000
+_EVICTION_SCAN = 64  # how far from the oldest to look for a timed-out receipt
 # Subscriptions not ours that are each warned of once; past that, every 1000th message.
 _MAX_UNMATCHED_NAMED = 100
 
@@ -721,20 +723,31 @@ class Client:
                 connection.receipts[outgoing.receipt_id] = receipt
                 registered.append(receipt)
                 if len(connection.receipts) > MAX_PENDING_RECEIPTS:
-                    oldest = next(iter(connection.receipts))
-                    session.forget_receipt(oldest)
-                    connection.receipts.pop(oldest).fail(
-                        ReceiptTimeout(
-                            f"RECEIPT {oldest} given up: more than {MAX_PENDING_RECEIPTS} "
-                            "receipts were pending at once (the broker is not answering)"
-                        )
-                    )
+                    self._forget_a_timed_out_receipt(connection, session)
             return outgoing
 
         outgoing = connection.perform(build_and_register, deadline)
         if self._listeners:
             self._listeners.call("on_send", outgoing.frame)
         return registered[0] if registered else None
+
+    @staticmethod
+    def _forget_a_timed_out_receipt(connection: Connection, session: ClientProtocol) -> None:
+        """Under the connection's lock: drop the oldest pending receipt whose wait() timed
+        out (it fails with ReceiptTimeout for good); none when no such receipt is near the
+        front."""
+        for receipt_id, receipt in itertools.islice(connection.receipts.items(), _EVICTION_SCAN):
+            if receipt.timed_out:
+                session.forget_receipt(receipt_id)
+                del connection.receipts[receipt_id]
+                receipt.fail(
+                    ReceiptTimeout(
+                        f"RECEIPT {receipt_id} given up: its wait timed out and more than "
+                        f"{MAX_PENDING_RECEIPTS} receipts were pending (the broker is not "
+                        "answering)"
+                    )
+                )
+                return
 
     def refuse_on_reader(self, what: str) -> None:
         if self._on_client_thread():

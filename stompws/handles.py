@@ -86,6 +86,7 @@ class Receipt(Outcome):
         self.id = receipt_id
         self.command = command
         self.ticket = 0  # the place of its frame in the connection's write order
+        self.timed_out = False  # a wait() ran out: the client may give it up when crowded
         self._connection = connection
         self._default_timeout = default
 
@@ -110,6 +111,7 @@ class Receipt(Outcome):
             )
         seconds = self._default_timeout if timeout is None else timeout
         if not self.settled.wait(seconds):
+            self.timed_out = True
             raise ReceiptTimeout(f"no RECEIPT {self.id} for {self.command} within {seconds:g} s")
         if self.error is not None:
             raise self.error
