@@ -36,6 +36,10 @@ class Settings:
     max_frame_size: int
     close_timeout: float
     server: str
+    allowed_origins: frozenset[str] = frozenset()
+    connect_timeout: float = 10.0
+    max_connections: int = 256
+    max_outbox_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass
@@ -103,14 +107,20 @@ class Hub:
         with self.lock:
             return list(self._known)
 
-    def register(self, connection: Connection) -> bool:
-        """Add a connection; False when the broker is stopping and it must be closed."""
+    def register(self, connection: Connection) -> str | None:
+        """Add a connection; or say why it must be closed at once (stopping, or full)."""
         with self.lock:
             if self.stopping:
-                return False
+                return "the broker is stopping"
+            if len(self._connections) >= self.settings.max_connections:
+                return f"too many connections (the limit is {self.settings.max_connections})"
             self._connections[connection.number] = connection
             self.lock.notify_all()
-            return True
+            return None
+
+    def full(self) -> bool:
+        with self.lock:
+            return len(self._connections) >= self.settings.max_connections
 
     def unregister(self, connection: Connection) -> None:
         with self.lock:

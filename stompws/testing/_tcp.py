@@ -113,9 +113,25 @@ class TcpListener:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         number = self._hub.next_number()
         connection = Connection(self._hub, TcpTransport(sock, peer), number)
+        # Admitted here, on the accept thread, so that a connection past the cap is
+        # refused before any thread starts for it.
+        refused = connection.admit()
+        if refused is not None:
+            logger.warning("refusing TCP connection from %s: %s", peer, refused)
+            _refuse(sock, refused)
+            return
         thread = threading.Thread(
             target=connection.run, name=f"stompws-testbroker-tcp-{number}", daemon=True
         )
         connection.reader_thread = thread
         self._hub.track(connection)
         thread.start()
+
+
+def _refuse(sock: socket.socket, reason: str) -> None:
+    """Tell a refused peer why in an ERROR frame, if its socket takes it at once, and close."""
+    error = f"ERROR\nmessage:{reason}\n\n\x00".encode()
+    with contextlib.suppress(OSError):
+        sock.send(error, socket.MSG_DONTWAIT)
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
