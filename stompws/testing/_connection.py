@@ -66,6 +66,10 @@ class Transport(Protocol):
     def abort(self) -> None:
         """Shut the socket down from any thread, waking a blocked read or write."""
 
+    def bound_writes(self, seconds: float) -> None:
+        """Make every later write fail (``TransportClosed``) once it makes no progress for
+        ``seconds``; never raises."""
+
     def release(self) -> None:
         """Free the socket; called last, by the reader."""
 
@@ -199,6 +203,8 @@ class Connection:
             [("message", "slow consumer"), ("content-type", "text/plain")],
             f"more than {limit} bytes waited to be sent to this client: it does not read",
         )
+        # The ERROR is only worth a short wait: past it the peer is cut without one.
+        self.transport.bound_writes(self.hub.settings.close_timeout)
         self._outbox.put(error)
         self._outbox.put(_Close(CLOSE_POLICY, "slow consumer"))
         if self._writing:

@@ -11,13 +11,14 @@ import contextlib
 import logging
 import selectors
 import socket
+import struct
 import threading
 from typing import Final
 
 from ._connection import Connection, TransportClosed
 from ._hub import Hub
 
-__all__ = ["TcpListener", "TcpTransport"]
+__all__ = ["TcpListener", "TcpTransport", "bound_writes"]
 
 logger = logging.getLogger("stompws.testing")
 
@@ -56,6 +57,9 @@ class TcpTransport:
 
     def release(self) -> None:
         self._sock.close()
+
+    def bound_writes(self, seconds: float) -> None:
+        bound_writes(self._sock, seconds)
 
 
 class TcpListener:
@@ -126,6 +130,15 @@ class TcpListener:
         connection.reader_thread = thread
         self._hub.track(connection)
         thread.start()
+
+
+def bound_writes(sock: socket.socket, seconds: float) -> None:
+    # At the socket level rather than settimeout(): the reader shares this socket and
+    # must keep waiting in recv without a timeout.
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 def _refuse(sock: socket.socket, reason: str) -> None:

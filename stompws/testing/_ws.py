@@ -36,6 +36,7 @@ from websockets.typing import Subprotocol
 
 from ._connection import Connection, TransportClosed
 from ._hub import Hub
+from ._tcp import bound_writes
 
 __all__ = ["SUBPROTOCOLS", "WsListener", "WsTransport"]
 
@@ -106,6 +107,9 @@ class WsTransport:
 
     def release(self) -> None:
         """Nothing: the server closes the connection when the handler returns."""
+
+    def bound_writes(self, seconds: float) -> None:
+        bound_writes(self._ws.socket, seconds)
 
 
 def _cut(ws: ServerConnection) -> None:

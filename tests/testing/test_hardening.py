@@ -181,6 +181,15 @@ def test_a_consumer_that_stops_reading_is_disconnected(brokers: Callable[..., Br
                 producer.send("/topic/flood", body)
             producer.send("/queue/alive", b"still served", receipt=True).wait(WAIT)  # type: ignore[union-attr]
             broker.wait_for_connections(1, timeout=WAIT)  # only the producer is left
+        # And its socket is closed: what the kernel still holds, then the end.
+        deadline = time.monotonic() + WAIT
+        ended = False
+        while not ended and time.monotonic() < deadline:
+            try:
+                ended = not consumer.recv(65536)
+            except ConnectionResetError:
+                ended = True
+        assert ended
     finally:
         consumer.close()
 
