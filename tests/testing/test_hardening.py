@@ -5,6 +5,7 @@ broker started beyond loopback without logins."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import socket
 import threading
@@ -15,6 +16,7 @@ import pytest
 
 import stompws
 from stompws.testing import Broker
+from stompws.testing.cli import build_parser, run_broker
 
 from .support import WAIT, RawPeer
 
@@ -215,3 +217,48 @@ def test_loopback_or_users_do_not_warn(caplog: pytest.LogCaptureFixture) -> None
         with Broker("127.0.0.1"):
             pass
     assert not any("beyond this machine" in r.getMessage() for r in caplog.records)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+class _Out(io.StringIO):
+    """The broker command's output; ``ready`` is set once it printed its URLs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = threading.Event()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if "press Ctrl-C" in self.getvalue():
+            self.ready.set()
+        return written
+
+
+def test_the_broker_command_takes_the_new_limits() -> None:
+    args = build_parser().parse_args(
+        [
+            *("--port", "0", "--tcp-port", "0", "--allow-origin", "http://localhost:3000"),
+            *("--connect-timeout", "0.5", "--max-connections", "1"),
+        ]
+    )
+    out, stop = _Out(), threading.Event()
+    runner = threading.Thread(target=run_broker, args=(args,), kwargs={"out": out, "stop": stop})
+    runner.start()
+    try:
+        assert out.ready.wait(WAIT), out.getvalue()
+        urls = [line.split()[-1] for line in out.getvalue().splitlines() if "listening" in line]
+        ws_port = int(urls[0].rsplit(":", 1)[1].split("/")[0])
+        assert _handshake(ws_port, "http://localhost:3000") == 101
+        assert _handshake(ws_port, "http://localhost:3001") == 403
+        peer = RawPeer(urls[1])
+        try:
+            error = peer.frame(timeout=WAIT)  # sends nothing: the 0.5 s deadline ends it
+            assert error is not None and error.headers["message"] == "CONNECT timeout"
+        finally:
+            peer.close()
+    finally:
+        stop.set()
+        runner.join(WAIT)
+    assert not runner.is_alive()
