@@ -11,6 +11,7 @@ does the sending without the lock.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -87,6 +88,7 @@ class Hub:
         self.router = Router()
         self.stopping = False
         self._connections: dict[int, Connection] = {}
+        self._warned_full = False
         self._known: list[Connection] = []  # every connection whose threads may still run
         self._numbers = itertools.count(1)
         self._sessions = itertools.count(1)
@@ -122,9 +124,18 @@ class Hub:
         with self.lock:
             return len(self._connections) >= self.settings.max_connections
 
+    def refusal_level(self) -> int:
+        """WARNING for the first refusal at the cap, INFO for the rest until a slot frees:
+        a flood of connections must not become a flood of warnings."""
+        with self.lock:
+            first = not self._warned_full
+            self._warned_full = True
+        return logging.WARNING if first else logging.INFO
+
     def unregister(self, connection: Connection) -> None:
         with self.lock:
             self._connections.pop(connection.number, None)
+            self._warned_full = False
             self.lock.notify_all()
 
     def changed(self) -> None:

@@ -121,7 +121,8 @@ class TcpListener:
         # refused before any thread starts for it.
         refused = connection.admit()
         if refused is not None:
-            logger.warning("refusing TCP connection from %s: %s", peer, refused)
+            level = self._hub.refusal_level() if self._hub.full() else logging.INFO
+            logger.log(level, "refusing TCP connection from %s: %s", peer, refused)
             _refuse(sock, refused)
             return
         thread = threading.Thread(

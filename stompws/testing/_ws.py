@@ -241,7 +241,8 @@ class WsListener:
             )
         if self._hub.full():
             limit = self._hub.settings.max_connections
-            logger.warning(
+            logger.log(
+                self._hub.refusal_level(),
                 "refusing WebSocket connection from %s: too many connections (limit %d)",
                 ws.remote_address,
                 limit,

@@ -262,3 +262,17 @@ def test_the_broker_command_takes_the_new_limits() -> None:
         stop.set()
         runner.join(WAIT)
     assert not runner.is_alive()
+
+
+def test_refusals_at_the_cap_warn_once(
+    brokers: Callable[..., Broker],
+    raw: Callable[..., RawPeer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = brokers(max_connections=1, websocket=False)
+    raw(broker.tcp_url).connect()
+    with caplog.at_level(logging.INFO, "stompws.testing"):
+        for _ in range(5):
+            assert raw(broker.tcp_url).closed()
+    refusals = [r for r in caplog.records if "refusing TCP" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.WARNING] + [logging.INFO] * 4
