@@ -276,3 +276,31 @@ def test_refusals_at_the_cap_warn_once(
             assert raw(broker.tcp_url).closed()
     refusals = [r for r in caplog.records if "refusing TCP" in r.getMessage()]
     assert [r.levelno for r in refusals] == [logging.WARNING] + [logging.INFO] * 4
+
+
+def test_a_silent_websocket_peer_is_closed_too(
+    brokers: Callable[..., Broker], raw: Callable[..., RawPeer]
+) -> None:
+    broker = brokers(tcp=False, connect_timeout=0.5)
+    peer = raw(broker.ws_url)  # the handshake done, then nothing
+    error = peer.frame(timeout=WAIT)
+    assert error is not None and error.headers["message"] == "CONNECT timeout"
+    assert peer.closed(timeout=WAIT)
+
+
+def test_a_websocket_consumer_that_stops_reading_is_disconnected(
+    brokers: Callable[..., Broker], raw: Callable[..., RawPeer]
+) -> None:
+    broker = brokers(max_outbox_bytes=1024 * 1024)
+    consumer = raw(broker.ws_url)
+    consumer.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    consumer.connect()
+    consumer.send_frame("SUBSCRIBE", {"id": "0", "destination": "/topic/flood", "receipt": "r"})
+    consumer.expect("RECEIPT")
+    with stompws.Client(broker.tcp_url, heartbeats=(0, 0), connect_timeout=WAIT) as producer:
+        for _ in range(200):
+            producer.send("/topic/flood", b"x" * 65536)
+        receipt = producer.send("/queue/alive", b"", receipt=True)
+        assert receipt is not None
+        receipt.wait(WAIT)
+        broker.wait_for_connections(1, timeout=WAIT)
