@@ -2,8 +2,9 @@
 
 A test and demo tool, not a production broker. It runs in your process, keeps everything in
 memory, forgets everything when stopped, has no persistence, clustering, flow control or
-security beyond a dict of logins. For production use RabbitMQ (STOMP and Web STOMP plugins)
-or ActiveMQ, and their clusters.
+security beyond a dict of logins and limits against hostile peers (browser Origins, a CONNECT
+deadline, a connection cap, a bound on what waits for each client: see ``Broker``). For
+production use RabbitMQ (STOMP and Web STOMP plugins) or ActiveMQ, and their clusters.
 
 What it does::
 

@@ -34,7 +34,7 @@ from ..errors import ProtocolError, UsageError
 from ..frame import Frame
 from ..parser import FrameParser
 from ._hub import ConnectionInfo, Hub
-from ._session import CLOSE_NORMAL, ServerSession
+from ._session import CLOSE_NORMAL, CLOSE_POLICY, ServerSession
 
 __all__ = ["Connection", "Transport", "TransportClosed"]
 
@@ -66,8 +66,21 @@ class Transport(Protocol):
     def abort(self) -> None:
         """Shut the socket down from any thread, waking a blocked read or write."""
 
+    def bound_writes(self, seconds: float) -> None:
+        """Make every later write fail (``TransportClosed``) once it makes no progress for
+        ``seconds``; never raises."""
+
     def release(self) -> None:
         """Free the socket; called last, by the reader."""
+
+
+def _size(frame: Frame) -> int:
+    """What a frame weighs in the outbox: its body and headers (an estimate, in bytes)."""
+    return (
+        len(frame.body)
+        + len(frame.command)
+        + sum(len(k) + len(v) + 2 for k, v in frame.header_list)
+    )
 
 
 class _Raw:
@@ -112,6 +125,14 @@ class Connection:
         self._expect_within: float | None = None  # silence tolerated from the client
         self.last_received = time.monotonic()
         self.last_sent = time.monotonic()
+        self.opened = time.monotonic()  # the CONNECT deadline counts from here
+        self.admitted = False  # registered with the hub (under its connection cap)
+        # Bytes of frames queued and not yet taken by the writer; guarded by the hub's lock
+        # on the way in, by _size_lock on the way out (the writer does not take the hub's).
+        self._queued = 0
+        self._size_lock = threading.Lock()
+        self._overflowed = False
+        self._writing = False  # the writer is inside transport.send (it may block there)
 
     def __repr__(self) -> str:
         return f"<testbroker connection {self.number} {self.transport.kind} {self.transport.peer}>"
@@ -145,7 +166,52 @@ class Connection:
     # -- the Link a session talks to (called with the broker's lock held; never blocks) ----
 
     def send(self, frame: Frame) -> None:
-        self._outbox.put(frame)
+        if self._overflowed:
+            return
+        size = _size(frame)
+        with self._size_lock:
+            self._queued += size
+            queued = self._queued
+        limit = self.hub.settings.max_outbox_bytes
+        if queued <= limit or queued == size:  # one frame alone is never too much
+            self._outbox.put(frame)
+            return
+        self._overflow(queued, limit)
+
+    def _overflow(self, queued: int, limit: int) -> None:
+        # A consumer that does not read: disconnect it rather than hold back producers
+        # (they share the broker's lock, so one stalled consumer would stall everyone) or
+        # grow without limit. The backlog is dropped at once; unacknowledged messages go
+        # back to their queues when the session ends.
+        self._overflowed = True
+        logger.warning(
+            "%r: slow consumer: %d bytes waiting to be written (limit %d): disconnecting",
+            self,
+            queued,
+            limit,
+        )
+        while True:
+            try:
+                self._outbox.get_nowait()
+            except queue.Empty:
+                break
+        with self._size_lock:
+            self._queued = 0
+        self._closing = True
+        error = Frame(
+            "ERROR",
+            [("message", "slow consumer"), ("content-type", "text/plain")],
+            f"more than {limit} bytes waited to be sent to this client: it does not read",
+        )
+        # The ERROR is only worth a short wait: past it the peer is cut without one.
+        self.transport.bound_writes(self.hub.settings.close_timeout)
+        self._outbox.put(error)
+        self._outbox.put(_Close(CLOSE_POLICY, "slow consumer"))
+        if self._writing:
+            # The writer is blocked on a peer that stopped reading: the ERROR cannot get
+            # past the bytes already in the socket, so waiting for it would hold the
+            # connection (and its threads) for as long as the peer likes.
+            self.abort()
 
     def close(self, code: int, reason: str) -> None:
         if not self._closing:
@@ -188,7 +254,9 @@ class Connection:
 
     def run(self) -> None:
         """Serve the connection on the calling thread until it ends."""
-        if not self.hub.register(self):
+        refused = None if self.admitted else self.admit()
+        if refused is not None:
+            logger.info("%r refused: %s", self, refused)
             self.transport.abort()
             self.transport.release()
             self.ended.set()
@@ -241,6 +309,12 @@ class Connection:
             if error is not None:
                 session.fail("malformed frame", str(error))
 
+    def admit(self) -> str | None:
+        """Register with the hub; why not, when it is stopping or full."""
+        refused = self.hub.register(self)
+        self.admitted = refused is None
+        return refused
+
     def _finish(self) -> None:
         self.input_ended.set()
         with self.hub.lock:
@@ -284,6 +358,8 @@ class Connection:
                     continue
                 faults = self.hub.faults
                 if isinstance(item, Frame):
+                    with self._size_lock:
+                        self._queued = max(self._queued - _size(item), 0)
                     delay = faults.delay
                     if delay > 0:
                         self._write(pending)
@@ -306,12 +382,27 @@ class Connection:
 
     def _write(self, pending: list[bytes]) -> None:
         if pending:
-            self.transport.send(pending)
+            self._writing = True
+            try:
+                self.transport.send(pending)
+            finally:
+                self._writing = False
             self.last_sent = time.monotonic()
             pending.clear()
 
     def _keep_time(self, now: float) -> None:
         if self._closing:
+            return
+        connect_timeout = self.hub.settings.connect_timeout
+        if not self.session.connected and now - self.opened > connect_timeout:
+            # A peer that sends nothing, or never finishes its CONNECT, would otherwise
+            # hold a socket and two or three threads for as long as it likes.
+            with self.hub.lock:
+                self.session.fail(
+                    "CONNECT timeout",
+                    f"no complete CONNECT frame within {connect_timeout:g} s",
+                    code=CLOSE_POLICY,
+                )
             return
         if self._expect_within is not None and now - self.last_received > self._expect_within:
             with self.hub.lock:
@@ -334,6 +425,8 @@ class Connection:
 
     def _wait_time(self, now: float) -> float:
         wakes = [now + _TICK]
+        if not self.session.connected:
+            wakes.append(self.opened + self.hub.settings.connect_timeout + 0.001)
         faults = self.hub.faults
         if self._send_interval is not None and not (faults.heartbeats_stopped or faults.silent):
             wakes.append(self.last_sent + self._send_interval)

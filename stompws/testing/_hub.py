@@ -11,6 +11,7 @@ does the sending without the lock.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,10 @@ class Settings:
     max_frame_size: int
     close_timeout: float
     server: str
+    allowed_origins: frozenset[str] = frozenset()
+    connect_timeout: float = 10.0
+    max_connections: int = 256
+    max_outbox_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass
@@ -83,6 +88,7 @@ class Hub:
         self.router = Router()
         self.stopping = False
         self._connections: dict[int, Connection] = {}
+        self._warned_full = False
         self._known: list[Connection] = []  # every connection whose threads may still run
         self._numbers = itertools.count(1)
         self._sessions = itertools.count(1)
@@ -103,18 +109,33 @@ class Hub:
         with self.lock:
             return list(self._known)
 
-    def register(self, connection: Connection) -> bool:
-        """Add a connection; False when the broker is stopping and it must be closed."""
+    def register(self, connection: Connection) -> str | None:
+        """Add a connection; or say why it must be closed at once (stopping, or full)."""
         with self.lock:
             if self.stopping:
-                return False
+                return "the broker is stopping"
+            if len(self._connections) >= self.settings.max_connections:
+                return f"too many connections (the limit is {self.settings.max_connections})"
             self._connections[connection.number] = connection
             self.lock.notify_all()
-            return True
+            return None
+
+    def full(self) -> bool:
+        with self.lock:
+            return len(self._connections) >= self.settings.max_connections
+
+    def refusal_level(self) -> int:
+        """WARNING for the first refusal at the cap, INFO for the rest until a slot frees:
+        a flood of connections must not become a flood of warnings."""
+        with self.lock:
+            first = not self._warned_full
+            self._warned_full = True
+        return logging.WARNING if first else logging.INFO
 
     def unregister(self, connection: Connection) -> None:
         with self.lock:
             self._connections.pop(connection.number, None)
+            self._warned_full = False
             self.lock.notify_all()
 
     def changed(self) -> None:

@@ -11,13 +11,14 @@ import contextlib
 import logging
 import selectors
 import socket
+import struct
 import threading
 from typing import Final
 
 from ._connection import Connection, TransportClosed
 from ._hub import Hub
 
-__all__ = ["TcpListener", "TcpTransport"]
+__all__ = ["TcpListener", "TcpTransport", "bound_writes"]
 
 logger = logging.getLogger("stompws.testing")
 
@@ -56,6 +57,9 @@ class TcpTransport:
 
     def release(self) -> None:
         self._sock.close()
+
+    def bound_writes(self, seconds: float) -> None:
+        bound_writes(self._sock, seconds)
 
 
 class TcpListener:
@@ -113,9 +117,35 @@ class TcpListener:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         number = self._hub.next_number()
         connection = Connection(self._hub, TcpTransport(sock, peer), number)
+        # Admitted here, on the accept thread, so that a connection past the cap is
+        # refused before any thread starts for it.
+        refused = connection.admit()
+        if refused is not None:
+            level = self._hub.refusal_level() if self._hub.full() else logging.INFO
+            logger.log(level, "refusing TCP connection from %s: %s", peer, refused)
+            _refuse(sock, refused)
+            return
         thread = threading.Thread(
             target=connection.run, name=f"stompws-testbroker-tcp-{number}", daemon=True
         )
         connection.reader_thread = thread
         self._hub.track(connection)
         thread.start()
+
+
+def bound_writes(sock: socket.socket, seconds: float) -> None:
+    # At the socket level rather than settimeout(): the reader shares this socket and
+    # must keep waiting in recv without a timeout.
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+def _refuse(sock: socket.socket, reason: str) -> None:
+    """Tell a refused peer why in an ERROR frame, if its socket takes it at once, and close."""
+    error = f"ERROR\nmessage:{reason}\n\n\x00".encode()
+    with contextlib.suppress(OSError):
+        sock.send(error, socket.MSG_DONTWAIT)
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import http
+import ipaddress
 import logging
 import socket
 import threading
@@ -35,6 +36,7 @@ from websockets.typing import Subprotocol
 
 from ._connection import Connection, TransportClosed
 from ._hub import Hub
+from ._tcp import bound_writes
 
 __all__ = ["SUBPROTOCOLS", "WsListener", "WsTransport"]
 
@@ -106,6 +108,9 @@ class WsTransport:
     def release(self) -> None:
         """Nothing: the server closes the connection when the handler returns."""
 
+    def bound_writes(self, seconds: float) -> None:
+        bound_writes(self._ws.socket, seconds)
+
 
 def _cut(ws: ServerConnection) -> None:
     # The plain socket method on the raw socket: it wakes websockets' reader thread (which
@@ -139,7 +144,7 @@ class WsListener:
             process_request=self._process_request,
             compression=None,
             ping_interval=None,
-            open_timeout=5.0,
+            open_timeout=hub.settings.connect_timeout,  # the handshake counts as connecting
             close_timeout=hub.settings.close_timeout,
             max_size=max_message,
             server_header=hub.settings.server,
@@ -222,7 +227,52 @@ class WsListener:
         if self._hub.faults.refusing or self._hub.stopping:
             logger.info("refusing WebSocket connection from %s", ws.remote_address)
             return ws.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "refusing connections\n")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin, request.headers.get("Host")):
+            logger.warning(
+                "refusing WebSocket connection from %s: Origin %r is not allowed",
+                ws.remote_address,
+                origin,
+            )
+            return ws.respond(
+                http.HTTPStatus.FORBIDDEN,
+                "Origin not allowed: start the broker with --allow-origin ORIGIN "
+                "(Broker(allowed_origins=...)) to let that web page connect\n",
+            )
+        if self._hub.full():
+            limit = self._hub.settings.max_connections
+            logger.log(
+                self._hub.refusal_level(),
+                "refusing WebSocket connection from %s: too many connections (limit %d)",
+                ws.remote_address,
+                limit,
+            )
+            return ws.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
         return None
+
+    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+        """Whether a request carrying this Origin may use the broker.
+
+        Browsers send an Origin, and any web page the developer visits could otherwise use
+        a broker that accepts any login: so only the Origins given are allowed. Besides
+        those, one naming the broker itself (scheme://Host, as websocket-client and other
+        non-browser clients send it) is let through when that Host is an IP address or
+        localhost: a page cannot be served from there, and a DNS name could be rebound to
+        127.0.0.1 by an attacker's page.
+        """
+        if origin in self._hub.settings.allowed_origins:
+            return True
+        if host is None or origin not in (f"http://{host}", f"https://{host}"):
+            return False
+        name = host.rpartition(":")[0] if not host.endswith("]") else host
+        name = name.strip("[]") or host
+        if name == "localhost":
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
 
     def _select_subprotocol(
         self, ws: ServerConnection, offered: Sequence[Subprotocol]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,9 @@ class Broker:
     """An in-process STOMP 1.0/1.1/1.2 broker over WebSocket and TCP, for tests and demos.
 
     Not a production broker: it keeps everything in memory, has no persistence, no
-    clustering and no flow control, and checks credentials against a plain dict. For
+    clustering and no flow control, and checks credentials against a plain dict. It warns
+    when it listens beyond loopback (``host`` other than 127.0.0.1, ::1 or localhost)
+    and accepts any login. For
     production use RabbitMQ (with its STOMP and Web STOMP plugins) or ActiveMQ, and their
     clustering.
 
@@ -53,6 +56,18 @@ class Broker:
       sent ERROR "heart-beat timeout" and closed (2.0).
     * ``max_frame_size``: larger frames get ERROR "malformed frame" and a close (16 MiB).
     * ``close_timeout``: seconds a WebSocket close handshake may take (2.0).
+    * ``allowed_origins``: web page Origins (``"http://localhost:3000"``) allowed to open a
+      WebSocket. A request without an Origin (not from a browser) is always accepted, and
+      so is one whose Origin names the broker itself by IP address or localhost; any other
+      gets HTTP 403, so that a web page in a browser cannot use a broker running nearby.
+    * ``connect_timeout``: seconds a client has, from its connection, to send a complete
+      CONNECT; then it gets ERROR "CONNECT timeout" and is closed (10.0).
+    * ``max_connections``: open connections at most (256); the next one is refused at once
+      (HTTP 503, or an ERROR frame and a close over TCP).
+    * ``max_outbox_bytes``: bytes waiting to be written to one client at most (64 MiB); a
+      client that reads slower than it is sent to is disconnected past that, with ERROR
+      "slow consumer" when it can still be written, and its unacknowledged messages go
+      back to their queues.
 
     For tests, besides: ``connections`` and ``wait_for_connections(n)`` (who is connected),
     ``queue_depth(destination)`` (messages waiting), and fault hooks, each documented on
@@ -75,6 +90,10 @@ class Broker:
         heartbeat_tolerance: float = 2.0,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         close_timeout: float = 2.0,
+        allowed_origins: Sequence[str] = (),
+        connect_timeout: float = 10.0,
+        max_connections: int = 256,
+        max_outbox_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         if not (websocket or tcp):
             raise UsageError("a broker needs at least one listener: websocket or tcp")
@@ -91,6 +110,14 @@ class Broker:
             raise UsageError(f"max_frame_size must be at least 1, not {max_frame_size}")
         if not close_timeout > 0:
             raise UsageError(f"close_timeout must be more than 0, not {close_timeout}")
+        if not connect_timeout > 0:
+            raise UsageError(f"connect_timeout must be more than 0, not {connect_timeout}")
+        if max_connections < 1:
+            raise UsageError(f"max_connections must be at least 1, not {max_connections}")
+        if max_outbox_bytes < 1:
+            raise UsageError(f"max_outbox_bytes must be at least 1, not {max_outbox_bytes}")
+        if isinstance(allowed_origins, str):
+            raise UsageError("allowed_origins is a list of Origins, not one string")
         self.host = host
         self._ports = (port, tcp_port)
         self._want = (websocket, tcp)
@@ -103,6 +130,10 @@ class Broker:
                 max_frame_size=max_frame_size,
                 close_timeout=close_timeout,
                 server=f"stompws-testbroker/{__version__}",
+                allowed_origins=frozenset(allowed_origins),
+                connect_timeout=connect_timeout,
+                max_connections=max_connections,
+                max_outbox_bytes=max_outbox_bytes,
             )
         )
         self._ws: WsListener | None = None
@@ -121,6 +152,12 @@ class Broker:
             raise UsageError(
                 f"this broker is {self._state}; a stopped broker cannot start again: create a "
                 "new Broker (on the same ports, to test reconnecting)"
+            )
+        if self._hub.settings.users is None and not _loopback(self.host):
+            logger.warning(
+                "the broker will listen on %s, beyond this machine, and accept any login: "
+                "anyone who can reach it can use it (give users=..., or --user LOGIN:PASSCODE)",
+                self.host,
             )
         want_ws, want_tcp = self._want
         ws_port, tcp_port = self._ports
@@ -359,6 +396,15 @@ class Broker:
         if not chosen:
             raise UsageError(f"no connection has session {session!r}")
         return chosen
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may well resolve beyond this machine
 
 
 def _remaining(deadline: float) -> float:

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from ..errors import UsageError
 from ..parser import DEFAULT_MAX_FRAME_SIZE
-from .broker import Broker
+from .broker import Broker, _loopback
 
 __all__ = ["add_broker_arguments", "main", "run_broker"]
 
@@ -89,6 +89,27 @@ def add_broker_arguments(parser: argparse.ArgumentParser, *, common: bool = True
         help=f"refuse larger frames (default {DEFAULT_MAX_FRAME_SIZE} bytes)",
     )
     parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages from this Origin (e.g. http://localhost:3000) connect over "
+        "WebSocket (repeatable); other browser Origins are refused",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a client that has not sent a complete CONNECT by then (default 10)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="refuse connections beyond this many (default 256)",
+    )
+    parser.add_argument(
         "--verbose", "-v", action="store_true", help="log connections and errors to stderr"
     )
 
@@ -121,6 +142,9 @@ def run_broker(
             users=users or None,
             heartbeats=tuple(heartbeats) if heartbeats is not None else None,
             max_frame_size=args.max_frame_size,
+            allowed_origins=getattr(args, "allow_origin", None) or (),
+            connect_timeout=getattr(args, "connect_timeout", 10.0),
+            max_connections=getattr(args, "max_connections", 256),
         )
         broker.start()
     except (UsageError, argparse.ArgumentTypeError) as error:
@@ -143,6 +167,13 @@ def run_broker(
         for url in broker.urls:
             print(f"listening on {url}", file=out)
         print("login: " + (", ".join(sorted(users)) if users else "any"), file=out)
+        if not users and not _loopback(broker.host):
+            print(
+                f"stompws broker: warning: listening on {broker.host}, beyond this machine, "
+                "and accepting any login: add --user LOGIN:PASSCODE",
+                file=sys.stderr,
+                flush=True,
+            )
         print("press Ctrl-C to stop", file=out, flush=True)
         while not stop.wait(0.5):
             pass
