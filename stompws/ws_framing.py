@@ -105,17 +105,23 @@ class FrameReader:
         if self._closed:
             return Received(b"")
         buf = self._buffer
+        if not buf and len(data) <= self._payload_left:
+            # The middle of a large message: the chunk is all payload, handed on as it is
+            # (no copy: a frame near max_frame_size must not be held two or three times).
+            self._payload_left -= len(data)
+            return Received(data)
         buf += data
         end = len(buf)
         pos = 0
-        out: list[bytes | bytearray] = []
+        view = memoryview(buf)  # payload slices are copied once, by the join below
+        out: list[memoryview] = []
         pings: list[bytes] = []
         close: Close | None = None
         while pos < end:
             left = self._payload_left
             if left:
                 take = min(left, end - pos)
-                out.append(buf[pos : pos + take])
+                out.append(view[pos : pos + take])
                 pos += take
                 self._payload_left = left - take
                 continue
@@ -170,8 +176,10 @@ class FrameReader:
                 self._closed = True
                 pos = end
                 break
+        joined = b"".join(out)
+        del out  # the slices, then the view, before the buffer may shrink
+        view.release()
         del buf[:pos]
-        joined = bytes(out[0]) if len(out) == 1 else b"".join(out)
         return Received(joined, tuple(pings), close)
 
 

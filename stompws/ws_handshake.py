@@ -13,11 +13,11 @@ the ``Sec-WebSocket-Accept`` of our key, and one of the subprotocols we offered.
 never followed (that would send ``ws_headers``, often credentials, to a host the caller
 never named): it is a ``ConnectError`` naming the status and the Location.
 
-The caller's ``Host`` and ``Origin`` in ``ws_headers`` replace the ones the handshake would
-send, rather than being refused: a broker behind a reverse proxy may need a virtual host's
-name, and a broker checking origins may need a particular one. Sent twice, a proxy and a
-server could each read a different one. The headers the handshake itself depends on
-(Upgrade, Connection, the Sec-WebSocket ones) are refused.
+The caller's ``Host`` in ``ws_headers`` replaces the handshake's own, rather than being
+refused: a broker behind a reverse proxy may need a virtual host's name (sent twice, a
+proxy and a server could each read a different one). ``Origin`` goes out only when the
+caller gives one. The headers the handshake itself depends on (Upgrade, Connection, the
+Sec-WebSocket ones) are refused.
 """
 
 from __future__ import annotations
@@ -113,9 +113,11 @@ def _request(endpoint: Endpoint, key: str, offered: list[str], extra: dict[str, 
     host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
     default_port = 443 if endpoint.tls else 80
     hostport = host if endpoint.port == default_port else f"{host}:{endpoint.port}"
-    # The Origin websocket-client sent before us, so that brokers checking it see no change.
-    origin = f"{'https' if endpoint.tls else 'http'}://{hostport}"
-    own = {"host": ("Host", hostport), "origin": ("Origin", origin)}
+    # No Origin unless the caller gives one: it is a browser's header (RFC 6455 10.2), meant
+    # to tell a server which web page is asking; a program is no web page, and a broker
+    # that refuses foreign browser Origins (ours does) need not guess whether an Origin
+    # naming its host by name comes from us or from a page that rebound its DNS name.
+    own: dict[str, tuple[str, str]] = {"host": ("Host", hostport)}
     others = []
     for name, value in extra.items():
         if name.lower() in _REPLACEABLE:
@@ -124,8 +126,7 @@ def _request(endpoint: Endpoint, key: str, offered: list[str], extra: dict[str, 
             others.append((name, value))
     lines = [
         f"GET {endpoint.path} HTTP/1.1",
-        "{}: {}".format(*own["host"]),
-        "{}: {}".format(*own["origin"]),
+        *(f"{name}: {value}" for name, value in own.values()),
         "Upgrade: websocket",
         "Connection: Upgrade",
         f"Sec-WebSocket-Key: {key}",
