@@ -164,15 +164,25 @@ def read_response_head(
         except TimeoutError:
             raise ConnectTimeout(f"{what} did not finish within {guard.timeout:g} s") from None
         except OSError as error:
-            raise ConnectError(f"{what} failed: {error}") from error
+            raise _failure(guard, what, str(error)) from error
         if not chunk:
-            raise ConnectError(f"{what} failed: the server closed the connection")
+            raise _failure(guard, what, "the server closed the connection")
         buffer += chunk
     if end.start() > MAX_RESPONSE_HEAD:
         raise ConnectError(
             f"{what}: the HTTP response head is longer than {MAX_RESPONSE_HEAD} bytes, the limit"
         )
     return _parse_head(bytes(buffer[: end.start()]), what), bytes(buffer[end.end() :])
+
+
+def _failure(guard: HandshakeGuard, what: str, detail: str) -> ConnectError:
+    """Why a read or write of the handshake failed: the guard's deadline shuts the socket
+    down, which reads as the server closing it, so a fired deadline is a timeout."""
+    if guard.fired:
+        return ConnectTimeout(f"{what} did not finish within {guard.timeout:g} s")
+    if guard.aborted:
+        return ConnectError(f"{what} was aborted")
+    return ConnectError(f"{what} failed: {detail}")
 
 
 def _parse_head(head: bytes, what: str) -> HttpResponse:
@@ -215,7 +225,7 @@ def handshake(
     except TimeoutError:
         raise ConnectTimeout(f"{what} did not finish within {guard.timeout:g} s") from None
     except OSError as error:
-        raise ConnectError(f"{what} failed: {error}") from error
+        raise _failure(guard, what, str(error)) from error
     response, rest = read_response_head(sock, guard, what)
     if response.status in _REDIRECTS:
         location = response.get("location")

@@ -15,7 +15,7 @@ import pytest
 
 from stompws.errors import ConnectError, ConnectTimeout, UsageError
 from stompws.transport import HandshakeGuard, open_transport, parse_url
-from stompws.ws_handshake import MAX_RESPONSE_HEAD
+from stompws.ws_handshake import MAX_RESPONSE_HEAD, read_response_head
 
 from .hostile import WS_GUID
 
@@ -217,3 +217,20 @@ def test_bytes_sent_with_the_handshake_answer_are_kept() -> None:
         transport.close()
         thread.join(WAIT)
         listener.close()
+
+
+def test_the_deadline_shutting_the_socket_is_a_timeout_not_a_close() -> None:
+    # The guard's timer shuts the socket down at the deadline, which a read sees as the
+    # server closing: that must read as ConnectTimeout (a race with the socket's own
+    # timeout made it a ConnectError about 1 run in 3 under the fault proxy's delays).
+    ours, theirs = socket.socketpair()
+    guard = HandshakeGuard(5.0)
+    guard.attach(ours)
+    try:
+        guard._expire()  # what the timer does at the deadline
+        with pytest.raises(ConnectTimeout, match="did not finish within 5 s"):
+            read_response_head(ours, guard, "WebSocket handshake with ws://127.0.0.1/ws")
+    finally:
+        guard.close()
+        ours.close()
+        theirs.close()
