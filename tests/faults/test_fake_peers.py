@@ -110,32 +110,49 @@ def test_two_intervals_of_silence_after_a_receipt_is_no_loss(
     wrote anything since the last check and beats only if not. A RECEIPT written just after
     a check is followed by the next beat 2 intervals later, or a few ms more (1.0038-1.0054
     s measured for 500 ms): test_no_false_timeout_after_the_broker_writes shows live
-    ActiveMQ connections declared dead for that. Replayed here with 4 ms, every time."""
+    ActiveMQ connections declared dead for that. Replayed here with 4 ms.
 
-    def activemq_like(peer: Peer) -> None:
-        peer.accept_connect(heart_beat=f"{int(INTERVAL * 1000)},{int(INTERVAL * 1000)}")
-        if not _beats(peer, INTERVAL, 1, time.monotonic()):
-            return
-        frame = peer.frame()  # the client's SEND
-        if frame is None:
-            return
-        peer.send_frame("RECEIPT", {"receipt-id": frame.headers["receipt"]})
-        if _beats(peer, 2 * INTERVAL + 0.004, 3, time.monotonic()):
-            peer.answer_receipts_until_disconnect()
+    The fake runs in this process, so on a loaded machine its own sleep can overrun by
+    more than the client's margin (0.125 s): then it did not replay the case, and the
+    scenario is run again (at most 5 times), judged only when the fake kept its schedule."""
+    late_by: list[float] = []
+    for _ in range(5):
+        sent: dict[str, float] = {}
 
-    with fake_broker(activemq_like) as broker:
-        recorder = Recorder()
-        client = make_client(broker.url, heartbeats=(500, 500))
-        client.add_listener(recorder)
-        client.connect()
-        recorder.wait_for("heartbeat")
-        client.send("/queue/a", "x", receipt=True).wait(5)  # type: ignore[union-attr]
-        # Until the second beat after the RECEIPT (3 intervals after it): it comes after
-        # the moment the false timeout would strike, and a dead connection would not hear it.
-        recorder.wait_for("heartbeat", 3)
-        reasons = [event.value for event in recorder.of("disconnected")]
-        connected = client.is_connected
-        client.disconnect(timeout=2.0)
-    assert (reasons, connected) == ([], True), (
-        f"a broker beating 4 ms after 2 intervals of silence was declared dead: {reasons}"
-    )
+        def activemq_like(peer: Peer, sent: dict[str, float] = sent) -> None:
+            peer.accept_connect(heart_beat=f"{int(INTERVAL * 1000)},{int(INTERVAL * 1000)}")
+            if not _beats(peer, INTERVAL, 1, time.monotonic()):
+                return
+            frame = peer.frame()  # the client's SEND
+            if frame is None:
+                return
+            peer.send_frame("RECEIPT", {"receipt-id": frame.headers["receipt"]})
+            sent["receipt"] = time.monotonic()
+            if not _beats(peer, 2 * INTERVAL + 0.004, 1, sent["receipt"]):
+                return
+            sent["beat"] = time.monotonic()
+            if _beats(peer, 3 * INTERVAL + 0.004, 2, sent["receipt"]):
+                peer.answer_receipts_until_disconnect()
+
+        with fake_broker(activemq_like) as broker:
+            recorder = Recorder()
+            client = make_client(broker.url, heartbeats=(500, 500))
+            client.add_listener(recorder)
+            client.connect()
+            recorder.wait_for("heartbeat")
+            client.send("/queue/a", "x", receipt=True).wait(5)  # type: ignore[union-attr]
+            # Until the second beat after the RECEIPT (3 intervals after it): it comes after
+            # the moment the false timeout would strike; a dead connection would not hear it.
+            recorder.wait_for("heartbeat", 3)
+            reasons = [event.value for event in recorder.of("disconnected")]
+            connected = client.is_connected
+            client.disconnect(timeout=2.0)
+        silence = sent["beat"] - sent["receipt"] if "beat" in sent else float("inf")
+        if silence <= 2 * INTERVAL + 0.06:  # replayed as measured (the margin is 0.125 s)
+            assert (reasons, connected) == ([], True), (
+                f"a broker beating {silence - 2 * INTERVAL:.3f} s after 2 intervals of "
+                f"silence was declared dead: {reasons}"
+            )
+            return
+        late_by.append(silence - 2 * INTERVAL)
+    raise AssertionError(f"the fake peer never kept its schedule: late by {late_by}")
