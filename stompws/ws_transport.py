@@ -23,7 +23,7 @@ import threading
 from typing import TYPE_CHECKING, Final
 
 from .endpoint import Endpoint
-from .errors import ConnectError, ConnectionClosed, ProtocolError
+from .errors import ConnectError, ConnectionClosed, ProtocolError, StompError
 from .proxy import proxy_for
 from .sockets import HandshakeGuard, Stream, connect_socket
 from .ws_framing import (
@@ -89,6 +89,11 @@ class WebSocketTransport:
             offered = subprotocols_for(versions)
             subprotocol, early = handshake(endpoint, sock, guard, handshake_headers, offered)
             stream = Stream(sock, write_timeout=write_timeout, where=endpoint.url)
+        except StompError:
+            # Already what the caller needs; ConnectTimeout is also an OSError (through
+            # TimeoutError) and must not be rewrapped as a plain ConnectError below.
+            sock.close()
+            raise
         except OSError as error:
             sock.close()
             raise ConnectError(f"cannot set up the socket to {endpoint.url}: {error}") from error

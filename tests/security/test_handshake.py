@@ -234,3 +234,29 @@ def test_the_deadline_shutting_the_socket_is_a_timeout_not_a_close() -> None:
         guard.close()
         ours.close()
         theirs.close()
+
+
+def test_a_silent_server_is_a_connect_timeout_whichever_clock_runs_out_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The socket's own timeout (the guard's remaining time) can run out before the guard's
+    # timer fires: that TimeoutError became a ConnectTimeout in the handshake, and then,
+    # being an OSError too, was wrapped again as a plain ConnectError (1 run in 30 under
+    # the fault proxy). Forced here: the socket times out long before the guard does.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        guard = HandshakeGuard(WAIT)
+        monkeypatch.setattr(guard, "remaining", lambda: 0.2)
+        monkeypatch.setattr(guard, "_expire", lambda: None)  # its timer never fires here
+        try:
+            with pytest.raises(ConnectTimeout, match="did not finish"):
+                open_transport(
+                    parse_url(f"ws://127.0.0.1:{port}/ws"),
+                    guard=guard,
+                    ssl_context=None,
+                    ws_headers=None,
+                    versions=("1.2",),
+                    write_timeout=5,
+                )
+        finally:
+            guard.close()
