@@ -83,7 +83,9 @@ class FrameParser:
     """Turns received bytes into ``Frame`` objects and ``HEARTBEAT`` sentinels.
 
     ``version`` selects header unescaping and may be changed once the session's version is
-    negotiated (the CONNECTED frame itself is never unescaped).
+    negotiated (the CONNECTED frame itself is never unescaped). 1.0 unescapes nothing; 1.1
+    and 1.2 read the same escapes, ``\\r`` included (1.1 does not define it, RabbitMQ sends
+    it): a ``ProtocolError`` names the header of any other.
     """
 
     def __init__(
@@ -535,10 +537,7 @@ class FrameParser:
                 raise self._error(f"header line without a colon: {line[:80]!r}", pos)
             pairs.append((name, value))
         if "\\" in rest and version != "1.0" and command not in NO_ESCAPE_COMMANDS:
-            pairs = [
-                (_unescape(name, version, self, pos), _unescape(value, version, self, pos))
-                for name, value in pairs
-            ]
+            pairs = self._unescaped_pairs(pairs, version, pos)
         headers = self._first_wins(pairs, pos)
         return command, headers, (pairs if len(headers) != len(pairs) else None)
 
@@ -549,8 +548,38 @@ class FrameParser:
             return text.replace(":", "\n").split("\n")
         # NUL (which such a block lacks) marks the cuts so that unescaping, which makes
         # colons and line ends, can run over the whole block at once.
-        flat = _unescape(rest.replace(":", "\x00").replace("\n", "\x00"), version, self, pos)
+        try:
+            flat = _unescape(rest.replace(":", "\x00").replace("\n", "\x00"))
+        except _UndefinedEscape:
+            # Found again header by header, to name the header (the error path only).
+            items = text.replace(":", "\n").split("\n")
+            self._unescaped_pairs(list(zip(items[1::2], items[2::2], strict=True)), version, pos)
+            raise self._error(f"undefined escape (STOMP {version})", pos) from None
         return f"{command}\x00{flat}".split("\x00")
+
+    def _unescaped_pairs(
+        self, pairs: list[tuple[str, str]], version: str, pos: int
+    ) -> list[tuple[str, str]]:
+        unescaped = []
+        for name, value in pairs:
+            try:
+                name_text = _unescape(name)
+            except _UndefinedEscape as undefined:
+                raise self._undefined_escape(undefined, "name", name, version, pos) from None
+            try:
+                unescaped.append((name_text, _unescape(value)))
+            except _UndefinedEscape as undefined:
+                raise self._undefined_escape(undefined, "value", name, version, pos) from None
+        return unescaped
+
+    def _undefined_escape(
+        self, undefined: _UndefinedEscape, part: str, name: str, version: str, pos: int
+    ) -> ProtocolError:
+        return self._error(
+            f"undefined escape {undefined.escape!r} in the {part} of header {name[:80]!r} "
+            f"(STOMP {version})",
+            pos,
+        )
 
     def _first_wins(self, pairs: list[Any], pos: int) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -576,7 +605,22 @@ _SAME: Final = bytes(range(256))  # a translate with a table is cheaper than wit
 _UNESCAPES: Final = {"\\\\": "\\", "\\n": "\n", "\\c": ":", "\\r": "\r"}
 
 
-def _unescape(text: str, version: str, parser: FrameParser, pos: int) -> str:
+class _UndefinedEscape(Exception):
+    """An escape that the version does not define; the caller names the header."""
+
+    def __init__(self, escape: str) -> None:
+        super().__init__(escape)
+        self.escape = escape
+
+
+def _unescape(text: str) -> str:
+    """``text`` with the escapes of STOMP 1.1 and 1.2 replaced.
+
+    ``\\r`` is read on 1.1 too, though only 1.2 defines it: RabbitMQ sends it on 1.1 for a
+    CR in a header, and refusing it kills the session over one header. Being strict in what
+    we send (frame.py refuses a CR on 1.1) and lenient here is the documented choice. Raises
+    ``_UndefinedEscape`` for any other backslash sequence.
+    """
     if "\\" not in text:
         return text
     if "\x01" not in text:
@@ -586,9 +630,7 @@ def _unescape(text: str, version: str, parser: FrameParser, pos: int) -> str:
         # text, unlike the check for a backslash) are looked for only while one is left.
         result = text.replace("\\\\", "\x01").replace("\\c", ":")
         if "\\" in result:
-            result = result.replace("\\n", "\n")
-            if version == "1.2":
-                result = result.replace("\\r", "\r")
+            result = result.replace("\\n", "\n").replace("\\r", "\r")
         if "\\" not in result:
             return result.replace("\x01", "\\")
     index = 0
@@ -601,9 +643,7 @@ def _unescape(text: str, version: str, parser: FrameParser, pos: int) -> str:
         parts.append(text[index:slash])
         escape = text[slash : slash + 2]
         replacement = _UNESCAPES.get(escape)
-        if replacement is None or (escape == "\\r" and version != "1.2"):
-            raise parser._error(
-                f"undefined escape {escape!r} in header {text[:80]!r} (STOMP {version})", pos
-            )
+        if replacement is None:
+            raise _UndefinedEscape(escape)
         parts.append(replacement)
         index = slash + 2

@@ -182,9 +182,41 @@ def test_malformed_frames(wire: bytes, message: str) -> None:
         parse_all(wire, "1.2")
 
 
-def test_cr_escape_is_undefined_in_11() -> None:
-    with pytest.raises(ProtocolError, match="undefined escape"):
-        parse_all(b"MESSAGE\nk:a\\rb\n\n\x00", "1.1")
+def test_cr_escape_is_read_in_11_too() -> None:
+    """A leniency: 1.1 defines no ``\\r``, but RabbitMQ sends it on 1.1 for a CR."""
+    for wire in (b"MESSAGE\nk:a\\rb\n\n\x00", b"MESSAGE\nk\\r:a\\rb\\c\\\\r\n\n\x00"):
+        [frame] = parse_all(wire, "1.1")
+        assert isinstance(frame, Frame)
+        assert frame.headers == parse_all(wire, "1.2")[0].headers  # type: ignore[union-attr]
+    [frame] = parse_all(b"MESSAGE\nk\\r:a\\rb\\c\\\\r\n\n\x00", "1.1")
+    assert isinstance(frame, Frame) and frame.headers == {"k\r": "a\rb:\\r"}
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+@pytest.mark.parametrize(
+    ("wire", "message"),
+    [
+        (
+            b"MESSAGE\nk:v\nbad:a\\tb\n\n\x00",
+            "undefined escape '\\\\t' in the value of header 'bad'",
+        ),
+        (
+            b"MESSAGE\nk:v\nb\\ad:ab\n\n\x00",
+            "undefined escape '\\\\a' in the name of header 'b\\\\ad'",
+        ),
+        (b"MESSAGE\nk:v\nend:ab\\\n\n\x00", "undefined escape '\\\\' in the value of header 'end'"),
+        # Over 64 headers: the block is read line by line, not in one piece.
+        (
+            b"MESSAGE\n" + b"".join(b"h%d:v\n" % i for i in range(70)) + b"bad:\\x\n\n\x00",
+            "undefined escape '\\\\x' in the value of header 'bad'",
+        ),
+    ],
+)
+def test_undefined_escape_names_the_header(wire: bytes, message: str, version: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_all(wire, version)
+    assert str(caught.value).startswith(f"{message} (STOMP {version})"), str(caught.value)
+    assert "\\n" not in str(caught.value) and "\x00" not in str(caught.value)
 
 
 def test_no_unescaping_in_10() -> None:

@@ -63,6 +63,26 @@ def _name() -> str:
     return f"stompws-interop-{uuid.uuid4().hex}"
 
 
+@pytest.mark.parametrize("target", targets(SECTION, RABBITMQ_WS, RABBITMQ_TCP, versions=["1.1"]))
+def test_carriage_return_in_a_header_reaches_a_stomp_1_1_reader(make: Make, target: Target) -> None:
+    """RabbitMQ sends a CR in a header as ``\\r`` on STOMP 1.1 too, which 1.1 does not
+    define: the reader takes it (a leniency), instead of ending the session over it."""
+    reader = make()
+    queue = new_queue()
+    inbox = Collector()
+    reader.subscribe(queue, callback=inbox, receipt=True)
+    writer = stompws_client(target.endpoint.url, "1.2")  # 1.1 cannot send a CR in a header
+    writer.connect(timeout=WAIT)
+    try:
+        writer.send(queue, "cr", headers={"x-cr": "a\rb"}, receipt=True).wait(WAIT)
+    finally:
+        writer.disconnect(timeout=5.0)
+    [frame] = inbox.wait_for(1)
+    assert frame.headers["x-cr"] == "a\rb"
+    reader.send(queue, "after")  # the session lives on
+    assert [f.text for f in inbox.wait_for(2)] == ["cr", "after"]
+
+
 @pytest.mark.compat_table(SECTION, feature="`/queue/`: each message to one consumer")
 @pytest.mark.parametrize("target", TARGETS)
 def test_queue(make: Make) -> None:
