@@ -524,15 +524,43 @@ class Client:
         self._listeners.call("on_connected", event.frame)
 
     def _on_receipt(self, connection: Connection, event: ReceiptReceived) -> None:
+        doubted: list[Receipt] = []
         with connection.lock:
             receipt = connection.receipts.pop(event.receipt_id, None)
-        if receipt is not None:
-            if receipt.ticket > connection.error_mark:
+            in_doubt = (
+                receipt is not None
+                and connection.unanswered_error is not None
+                and receipt.ticket <= connection.error_mark
+            )
+            if receipt is not None and in_doubt:
+                # Its frame went out before the ERROR (which named no frame) arrived, and
+                # brokers answer a frame's receipt header even when the frame failed
+                # (RabbitMQ: ERROR, then RECEIPT, then the close): the ERROR may be its.
+                connection.doubted.append(receipt)
+            elif receipt is not None and receipt.ticket > connection.error_mark:
                 # The broker answered a frame sent after its last ERROR arrived: that
-                # ERROR did not end the connection.
+                # ERROR did not end the connection, nor was it about those in doubt.
                 connection.unanswered_error = None
-            receipt.succeed(event.frame)
+                doubted, connection.doubted = connection.doubted, []
+        for earlier in doubted:
+            earlier.confirm()
+        if receipt is not None:
+            if in_doubt:
+                receipt.received_in_doubt(event.frame, connection.error_at + ERROR_ANSWER_WINDOW)
+            else:
+                receipt.succeed(event.frame)
         self._listeners.call("on_receipt", event.frame)
+
+    def _refused(self, connection: Connection, receipt: Receipt, error: BrokerError) -> None:
+        """The broker refused ``receipt``'s frame: a refused SUBSCRIBE is no subscription
+        (not made again after a reconnect, its handle ended with the error)."""
+        if not receipt.fail(error) or receipt.subscription_id is None:
+            return
+        with connection.lock:
+            connection.protocol.forget_subscription(receipt.subscription_id)
+            subscription = self._subscriptions.pop(receipt.subscription_id, None)
+        if subscription is not None:
+            subscription._close(error, failed=True)
 
     def _deliver(self, connection: Connection, event: MessageReceived) -> None:
         frame = Message.received(event.frame, self, connection)
@@ -582,7 +610,7 @@ class Client:
             with connection.lock:
                 receipt = connection.receipts.pop(event.receipt_id, None)
             if receipt is not None:
-                receipt.fail(error)
+                self._refused(connection, receipt, error)
         elif not connection.attempt.settled.is_set():
             connection.attempt.fail(error)
         with connection.lock:
@@ -597,13 +625,22 @@ class Client:
     def connection_lost(
         self, connection: Connection, reason: BaseException | None, lost: Lost
     ) -> None:
+        error = connection.unanswered_error
+        with connection.lock:
+            doubted, connection.doubted = connection.doubted, []
         if (
             isinstance(reason, ConnectionClosed)
             and not isinstance(reason, HeartbeatTimeout)
-            and connection.unanswered_error is not None
+            and error is not None
             and time.monotonic() - connection.error_at <= ERROR_ANSWER_WINDOW
         ):
-            reason = connection.unanswered_error  # the broker closed in answer to its ERROR
+            reason = error  # the broker closed in answer to its ERROR
+            for receipt in doubted:
+                # Answered in the same breath as that ERROR: it may well be what it refused.
+                self._refused(connection, receipt, error)
+        else:
+            for receipt in doubted:
+                receipt.confirm()
         failure: StompError = (
             reason
             if isinstance(reason, StompError)
@@ -716,8 +753,13 @@ class Client:
             if outgoing.receipt_id is not None:
                 # Under the connection's lock and before the write: the RECEIPT cannot
                 # arrive before its waiter exists.
+                command = outgoing.frame.command
                 receipt = Receipt(
-                    outgoing.receipt_id, outgoing.frame.command, connection, self.receipt_timeout
+                    outgoing.receipt_id,
+                    command,
+                    connection,
+                    self.receipt_timeout,
+                    outgoing.frame.headers["id"] if command == "SUBSCRIBE" else None,
                 )
                 receipt.ticket = connection.next_ticket
                 connection.receipts[outgoing.receipt_id] = receipt

@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from .errors import ConnectionClosed, HeartbeatTimeout, ProtocolError
+from .errors import BrokerError, ConnectionClosed, HeartbeatTimeout, ProtocolError
 from .handles import Outcome
 from .protocol import (
     HEARTBEAT_BYTES,
@@ -106,9 +106,12 @@ class Connection:
         # The last ERROR the broker sent, while it may still be why the broker closes: see
         # ``Client.connection_lost``. ``error_mark`` is how many frames had been queued when
         # it arrived; ``error_at`` when (monotonic clock).
-        self.unanswered_error: BaseException | None = None
+        self.unanswered_error: BrokerError | None = None
         self.error_mark = 0
         self.error_at = 0.0
+        # Receipts whose RECEIPT came while that ERROR may still be about their frame
+        # (``Receipt.received_in_doubt``); settled by what the broker does next.
+        self.doubted: list[Receipt] = []
         self._handler = handler
         self._end_reason: BaseException | None = None
         self._busy_since: float | None = None  # the reader is in user code since then

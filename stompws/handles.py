@@ -54,6 +54,7 @@ class Outcome:
         self.frame: Frame | None = None
         self.error: BaseException | None = None
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # for waits on more than ``settled``
 
     def succeed(self, frame: Frame) -> bool:
         """Settle with ``frame``; False when already settled."""
@@ -62,6 +63,7 @@ class Outcome:
                 return False
             self.frame = frame
             self.settled.set()
+            self._changed.notify_all()
             return True
 
     def fail(self, error: BaseException) -> bool:
@@ -71,6 +73,7 @@ class Outcome:
                 return False
             self.error = error
             self.settled.set()
+            self._changed.notify_all()
             return True
 
 
@@ -81,42 +84,97 @@ class Receipt(Outcome):
     its connection; whichever comes first.
     """
 
-    def __init__(self, receipt_id: str, command: str, connection: ReaderAware, default: float):
+    def __init__(
+        self,
+        receipt_id: str,
+        command: str,
+        connection: ReaderAware,
+        default: float,
+        subscription_id: str | None = None,
+    ):
         super().__init__()
         self.id = receipt_id
         self.command = command
+        self.subscription_id = subscription_id  # of a SUBSCRIBE: what a refusal ends
         self.ticket = 0  # the place of its frame in the connection's write order
         self.timed_out = False  # a wait() ran out: the client may give it up when crowded
         self._connection = connection
         self._default_timeout = default
+        # A RECEIPT held in doubt (``received_in_doubt``) and when it stands.
+        self._doubted: Frame | None = None
+        self._stands_at = 0.0
 
     def __repr__(self) -> str:
         state = "received" if self.frame else "failed" if self.error else "pending"
         return f"<Receipt {self.id} for {self.command}: {state}>"
 
+    def received_in_doubt(self, frame: Frame, stands_at: float) -> None:
+        """The RECEIPT came after an ERROR that named no frame, for a frame sent before that
+        ERROR arrived: the ERROR may be about this frame. If the broker closes the connection
+        in answer to its ERROR, ``fail`` settles this with it; otherwise the RECEIPT stands
+        at ``stands_at`` (monotonic clock), or as soon as ``confirm`` is called."""
+        with self._lock:
+            self._doubted = frame
+            self._stands_at = stands_at
+            self._changed.notify_all()
+
+    def confirm(self) -> None:
+        """The doubt is over: a RECEIPT held in doubt stands."""
+        if self._doubted is not None:
+            self.succeed(self._doubted)
+
+    def _settle_if_due(self) -> bool:
+        """Under ``_lock``: settled, once a RECEIPT held in doubt stands."""
+        doubted = self._doubted
+        due = doubted is not None and time.monotonic() >= self._stands_at
+        if due and not self.settled.is_set():
+            self.frame = doubted
+            self.settled.set()
+            self._changed.notify_all()
+        return self.settled.is_set()
+
     @property
     def done(self) -> bool:
-        return self.settled.is_set()
+        with self._lock:
+            return self._settle_if_due()
 
     def wait(self, timeout: float | None = None) -> Frame:
         """The RECEIPT frame. ``timeout=None`` means the client's ``receipt_timeout``.
 
         Raises ``ReceiptTimeout``, ``BrokerError`` (the broker answered ERROR for this
-        frame) or ``ConnectionClosed`` (the connection ended before the RECEIPT came).
+        frame) or ``ConnectionClosed`` (the connection ended before the RECEIPT came). A
+        RECEIPT that came just after an ERROR naming no frame is held until the broker
+        shows whether that ERROR ended the connection (at most 2 s after the ERROR): if it
+        did, this raises that ERROR's ``BrokerError``.
         """
-        if not self.settled.is_set() and self._connection.on_reader_thread:
+        if not self.done and self._connection.on_reader_thread:
             raise UsageError(
                 "cannot wait for a RECEIPT inside a listener or callback: the reader thread "
                 "that would deliver it is the one waiting; use on_receipt instead"
             )
         seconds = self._default_timeout if timeout is None else timeout
-        if not self.settled.wait(seconds):
-            self.timed_out = True
-            raise ReceiptTimeout(f"no RECEIPT {self.id} for {self.command} within {seconds:g} s")
+        deadline = time.monotonic() + seconds
+        with self._changed:
+            while not self._settle_if_due():
+                now = time.monotonic()
+                if now >= deadline:
+                    self.timed_out = True
+                    raise ReceiptTimeout(self._late(seconds))
+                doubted = self._doubted is not None
+                self._changed.wait((min(deadline, self._stands_at) if doubted else deadline) - now)
         if self.error is not None:
             raise self.error
         assert self.frame is not None  # set before settled
         return self.frame
+
+    def _late(self, seconds: float) -> str:
+        if self._doubted is not None:
+            return (
+                f"RECEIPT {self.id} for {self.command} came after an ERROR that named no "
+                f"frame, and within {seconds:g} s the broker did not show whether that ERROR "
+                "was about this frame"
+            )
+        return f"no RECEIPT {self.id} for {self.command} within {seconds:g} s"
 
 
 class SubscriptionOwner(Protocol):

@@ -408,6 +408,11 @@ class ClientProtocol:
         self.state = State.DISCONNECTING
         return outgoing
 
+    def forget_subscription(self, id: str) -> None:
+        """The broker refused subscription ``id``: it is no longer live, is not made again
+        on the next connection, and needs no UNSUBSCRIBE."""
+        self.subscriptions.pop(id, None)
+
     def forget_receipt(self, receipt_id: str) -> None:
         """Stop waiting for ``receipt_id`` (a RECEIPT for it later is unexpected)."""
         self.pending_receipts.pop(receipt_id, None)

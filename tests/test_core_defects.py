@@ -21,6 +21,7 @@ import pytest
 
 import stompws
 from stompws import Frame
+from stompws.client import ERROR_ANSWER_WINDOW
 
 from .support.peer import PeerConnection, ScriptedPeer, TransportName, frame_bytes
 
@@ -735,7 +736,8 @@ def test_error_without_receipt_id_is_not_blamed_on_a_receipt(
     harness: Harness, transport: TransportName, pending: bool
 ) -> None:
     """The ERROR (no receipt-id, connection kept open, as ActiveMQ does) comes before the
-    SEND, or while its RECEIPT is pending; either way wait() returns the RECEIPT."""
+    SEND, or while its RECEIPT is pending; either way wait() returns the RECEIPT (while it
+    is pending: once the broker has shown that its ERROR did not end the connection)."""
     peer = harness.peer(transport)
     client = harness.client(peer)
     recorder = Recorder()
@@ -751,7 +753,36 @@ def test_error_without_receipt_id_is_not_blamed_on_a_receipt(
         conn.error("unknown destination")
         recorder.wait_for("error")
     conn.receipt(receipt_id)
-    assert receipt.wait(2.0).command == "RECEIPT"
+    assert receipt.wait(ERROR_ANSWER_WINDOW + 2.0).command == "RECEIPT"
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
+def test_receipt_in_doubt_stands_once_a_later_frame_is_answered(
+    harness: Harness, transport: TransportName
+) -> None:
+    """A RECEIPT that came after an ERROR naming no frame stands at once when the broker
+    answers a frame sent after that ERROR: the connection outlived it."""
+    peer = harness.peer(transport)
+    client = harness.client(peer)
+    recorder = Recorder()
+    client.add_listener(recorder)
+    conn = harness.connect(peer, client)
+    first = client.send("/queue/a", "x", receipt=True)
+    assert first is not None
+    first_id = conn.expect("SEND").headers["receipt"]
+    conn.error("unknown destination")
+    recorder.wait_for("error")
+    conn.receipt(first_id)
+    recorder.wait_for("receipt")
+    assert not first.done, "a RECEIPT in doubt stood before the broker showed anything"
+    second = client.send("/queue/b", "y", receipt=True)
+    assert second is not None
+    conn.receipt(conn.expect("SEND").headers["receipt"])
+    started = time.monotonic()
+    assert second.wait(2.0).command == "RECEIPT"
+    assert first.wait(2.0).command == "RECEIPT"
+    assert time.monotonic() - started < ERROR_ANSWER_WINDOW, "the doubt outlived its answer"
 
 
 # Red before the core rework (defect 9: a later loss is reported as the old ERROR).
@@ -1044,3 +1075,64 @@ def test_suspect_g_ping_is_answered_while_heartbeats_are_off(harness: Harness) -
     conn.resume_reading()
     send.result(5.0)
     assert conn.expect_pong(1.0) == b"during"
+
+
+# -- broker quirk: an ERROR that names no frame, then RECEIPTs (#14) -------------------------
+
+
+# Red before: RabbitMQ over TCP answers a SUBSCRIBE to a missing /amq/queue/ with an ERROR
+# without receipt-id, then the SUBSCRIBE's RECEIPT, then closes; subscribe() returned.
+@pytest.mark.parametrize("reconnect", [False, True], ids=["once", "reconnect"])
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
+def test_receipt_after_an_unnamed_error_then_a_close_is_that_error(
+    harness: Harness, transport: TransportName, reconnect: bool
+) -> None:
+    peer = harness.peer(transport)
+    policy = stompws.Reconnect(initial=0.01, attempts=1) if reconnect else None
+    client = harness.client(peer, reconnect=policy)
+    conn = harness.connect(peer, client)
+    subscribing = harness.background(
+        lambda: client.subscribe("/amq/queue/missing", id="s1", receipt=True), "subscribe"
+    )
+    receipt_id = conn.expect("SUBSCRIBE").headers["receipt"]
+    conn.error("not_found", body="NOT_FOUND - no queue 'missing' in vhost '/'")
+    conn.receipt(receipt_id)
+    conn.close()
+    assert subscribing.done(5.0), "subscribe() did not return"
+    assert isinstance(subscribing.error, stompws.BrokerError), repr(subscribing.error)
+    assert "NOT_FOUND" in str(subscribing.error)
+    assert client.subscriptions == []
+    if reconnect:
+        # The refused subscription is not made again on the next connection.
+        second = peer.accept()
+        second.answer_connect()
+        client.send("/queue/sentinel", "x")
+        assert second.expect("SEND").headers["destination"] == "/queue/sentinel"
+        assert b"SUBSCRIBE" not in second.received_bytes, second.describe()
+
+
+# Red before: an ERROR naming the SUBSCRIBE's receipt failed subscribe(), but the refused
+# subscription stayed registered and was sent again after a reconnect.
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
+def test_subscription_refused_by_name_is_not_made_again(
+    harness: Harness, transport: TransportName
+) -> None:
+    peer = harness.peer(transport)
+    client = harness.client(peer, reconnect=stompws.Reconnect(initial=0.01, attempts=1))
+    conn = harness.connect(peer, client)
+    subscribing = harness.background(
+        lambda: client.subscribe("/queue/forbidden", id="s1", receipt=True), "subscribe"
+    )
+    receipt_id = conn.expect("SUBSCRIBE").headers["receipt"]
+    conn.error("access_refused", receipt_id=receipt_id)
+    conn.close()
+    assert subscribing.done(5.0), "subscribe() did not return"
+    assert isinstance(subscribing.error, stompws.BrokerError), repr(subscribing.error)
+    second = peer.accept()
+    second.answer_connect()
+    client.send("/queue/sentinel", "x")
+    assert second.expect("SEND").headers["destination"] == "/queue/sentinel"
+    assert b"SUBSCRIBE" not in second.received_bytes, second.describe()
+    assert client.subscriptions == []
