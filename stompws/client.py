@@ -472,6 +472,7 @@ class Client:
         for endpoint in self._endpoints:
             if self._lifecycle.state is not ClientState.RECONNECTING:
                 return None
+            logger.info("reconnecting to %s", endpoint.url)
             try:
                 self._attempt(endpoint, self.connect_timeout, inherited)
                 return None
@@ -521,6 +522,16 @@ class Client:
             )
             return
         connection.attempt.succeed(event.frame)
+        if logger.isEnabledFor(logging.INFO):
+            headers = event.frame.headers
+            logger.info(
+                "connected to %s: STOMP %s, session %s, server %s, heart-beats %s",
+                connection.transport.endpoint.url,
+                event.version,
+                headers.get("session", "(none)"),
+                headers.get("server", "(not named)"),
+                _heartbeats_text(event),
+            )
         self._listeners.call("on_connected", event.frame)
 
     def _on_receipt(self, connection: Connection, event: ReceiptReceived) -> None:
@@ -684,6 +695,12 @@ class Client:
                 attempt.fail(refused)
         retry = self._supervisor is not None and not connection.ending_requested
         transition = self._lifecycle.fire(Trigger.LOST_RETRY if retry else Trigger.LOST, connection)
+        url = connection.transport.endpoint.url
+        if reason is None:
+            logger.info("disconnected from %s", url)
+        elif attempt.frame is not None:  # it had been established
+            then = "reconnecting" if retry else "not reconnecting"
+            logger.info("connection to %s lost (%s): %s", url, then, failure)
         if transition is not None and transition.after is ClientState.DISCONNECTED:
             self._end_handles(failure, failed=True)
         self._listeners.call("on_disconnected", reason)
@@ -1030,3 +1047,14 @@ class Client:
             return outgoing
 
         return self._perform(build, connection)
+
+
+def _heartbeats_text(event: Connected) -> str:
+    """The negotiated heart-beats, for the log."""
+    sending = f"sent every {event.send_interval:g} s" if event.send_interval else "none sent"
+    expected = (
+        f"broker dead after {event.receive_timeout:g} s of silence"
+        if event.receive_timeout
+        else "none expected"
+    )
+    return f"{sending}, {expected}"

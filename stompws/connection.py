@@ -57,6 +57,7 @@ from .protocol import (
     ProtocolViolation,
 )
 from .transport import Transport
+from .wirelog import HEARTBEATS, WIRE, log_received, log_sent
 
 if TYPE_CHECKING:
     from .handles import Receipt
@@ -158,6 +159,8 @@ class Connection:
         with self.lock:
             outgoing = build(self.protocol)
             ticket = self._enqueue(outgoing.data)
+            if WIRE.isEnabledFor(logging.DEBUG):  # under the lock: logged in wire order
+                log_sent(self, (outgoing.frame,))
         self._flush(ticket, deadline)
         return outgoing
 
@@ -262,6 +265,8 @@ class Connection:
                 now = time.monotonic()
                 with self.lock:
                     events = self.protocol.receive_data(data, now)
+                    if HEARTBEATS.isEnabledFor(logging.DEBUG) or WIRE.isEnabledFor(logging.DEBUG):
+                        log_received(self, events)
                     tickets = self._after_connected(events)
                 for ticket in tickets:
                     self._flush(ticket)
@@ -290,7 +295,10 @@ class Connection:
         other frame can be built; start heart-beating."""
         for event in events:
             if type(event) is Connected:
-                tickets = [self._enqueue(o.data) for o in self.protocol.resubscribe_all()]
+                resubscriptions = self.protocol.resubscribe_all()
+                tickets = [self._enqueue(o.data) for o in resubscriptions]
+                if resubscriptions and WIRE.isEnabledFor(logging.DEBUG):
+                    log_sent(self, (o.frame for o in resubscriptions))
                 self._start_heartbeats()
                 return tickets
         return []
@@ -344,6 +352,7 @@ class Connection:
                 with self.lock:
                     if protocol.heartbeat_due(now):
                         ticket = self._enqueue(HEARTBEAT_BYTES)
+                        HEARTBEATS.debug("%r >>> heart-beat", self)
                     beat_at = protocol.next_heartbeat_at()
                     deadline = protocol.silence_deadline()
                     if deadline is not None and now > deadline and self._alive_but_busy():

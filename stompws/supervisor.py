@@ -94,6 +94,7 @@ class Supervisor:
         tries = 0
         last: BaseException | None = None
         for delay in self.policy.delays():
+            logger.info("reconnect attempt %d in %.2f s", tries + 1, delay)
             if self._stop.wait(delay):
                 return
             tries += 1
