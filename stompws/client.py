@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +120,7 @@ class Client:
         heartbeat_tolerance: float = 2.0,
         write_timeout: float = 10.0,
         receipt_timeout: float = 30.0,
+        source_address: tuple[str, int] | None = None,
     ) -> None:
         urls = [url] if isinstance(url, str) else list(url)
         if not urls:
@@ -172,6 +173,7 @@ class Client:
         self._connect_headers = connect_headers
         self._ws_headers = dict(ws_headers or {})
         self._ssl_context = ssl_context
+        self._source_address = source_address
         self.connect_timeout = connect_timeout
         self.write_timeout = write_timeout
         self.receipt_timeout = receipt_timeout
@@ -321,6 +323,7 @@ class Client:
                 ws_headers=self._ws_headers,
                 versions=self._versions,
                 write_timeout=self.write_timeout,
+                source_address=self._source_address,
             )
         except StompError as error:
             self._listeners.call("on_disconnected", error)
@@ -370,9 +373,12 @@ class Client:
             self._listeners.call("on_send", outgoing.frame)
         return connection
 
-    def disconnect(self, timeout: float = 5.0, *, headers: Headers | None = None) -> None:
-        """Send DISCONNECT with a receipt, wait for it at most ``timeout`` seconds, close,
-        and join the client's threads.
+    def disconnect(
+        self, timeout: float = 5.0, *, headers: Headers | None = None, receipt: str | None = None
+    ) -> None:
+        """Send DISCONNECT with a receipt (``receipt`` names it; one of the client's own
+        otherwise), wait for it at most ``timeout`` seconds, close, and join the client's
+        threads.
 
         Never hangs, also when the connection is dead or a write is blocked (the connection
         is aborted at the deadline), and wins over a connect or reconnect in flight, from
@@ -401,7 +407,7 @@ class Client:
             connection = lifecycle.connection  # final: no attempt can open another now
             if connection is not None:
                 if connection.protocol.state is State.CONNECTED and not connection.closing:
-                    self._say_goodbye(connection, deadline, headers)
+                    self._say_goodbye(connection, deadline, headers, receipt)
                 elif not connection.ended.is_set():
                     connection.abort()
                 connection.join(deadline)
@@ -418,13 +424,13 @@ class Client:
         return on_reader or (self._supervisor is not None and self._supervisor.on_supervisor_thread)
 
     def _say_goodbye(
-        self, connection: Connection, deadline: float, headers: Headers | None
+        self, connection: Connection, deadline: float, headers: Headers | None, name: str | None
     ) -> None:
         connection.ending_requested = True
         receipt: Receipt | None = None
         try:
             receipt = self._perform_on(
-                connection, lambda s: s.disconnect(receipt=True, headers=headers), deadline
+                connection, lambda s: s.disconnect(receipt=name or True, headers=headers), deadline
             )
         except StompError as error:
             logger.debug("DISCONNECT not sent: %s", error)
@@ -919,7 +925,7 @@ class Client:
         subscription: Subscription | str,
         *,
         receipt: bool | str = False,
-        headers: Mapping[str, str] | None = None,
+        headers: Headers | None = None,
     ) -> Receipt | None:
         """Stop a subscription (given as the object or its id). ``headers`` for broker
         extensions: RabbitMQ deletes a durable subscription on ``durable:true``."""
@@ -1024,7 +1030,7 @@ class Client:
         tx: Transaction,
         command: str,
         receipt: bool | str,
-        headers: Mapping[str, str] | None,
+        headers: Headers | None,
     ) -> Receipt | None:
         if tx.lost is not None:
             raise ConnectionClosed(

@@ -11,7 +11,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any, Final, Protocol
 
 from .errors import NotConnected, ReceiptTimeout, ReceiveTimeout, StompError, UsageError
@@ -183,7 +183,7 @@ class SubscriptionOwner(Protocol):
         subscription: Subscription | str,
         *,
         receipt: bool | str = False,
-        headers: Mapping[str, str] | None = None,
+        headers: Headers | None = None,
     ) -> Receipt | None: ...
 
     def refuse_on_reader(self, what: str) -> None: ...
@@ -254,7 +254,7 @@ class Subscription:
             return len(self._buffer), self._buffered_bytes
 
     def unsubscribe(
-        self, *, receipt: bool | str = False, headers: Mapping[str, str] | None = None
+        self, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> Receipt | None:
         return self._owner.unsubscribe(self, receipt=receipt, headers=headers)
 
@@ -375,7 +375,7 @@ class TransactionOwner(Protocol):
         tx: Transaction,
         command: str,
         receipt: bool | str,
-        headers: Mapping[str, str] | None,
+        headers: Headers | None,
     ) -> Receipt | None: ...
 
     def is_open(self, tx: Transaction) -> bool: ...
@@ -407,12 +407,12 @@ class Transaction:
         return self._owner.nack(frame, transaction=self.id, **options)
 
     def commit(
-        self, *, receipt: bool | str = False, headers: Mapping[str, str] | None = None
+        self, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> Receipt | None:
         return self._owner.end_transaction(self, "COMMIT", receipt, headers)
 
     def abort(
-        self, *, receipt: bool | str = False, headers: Mapping[str, str] | None = None
+        self, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> Receipt | None:
         return self._owner.end_transaction(self, "ABORT", receipt, headers)
 

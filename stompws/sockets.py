@@ -124,9 +124,11 @@ def connect_socket(
     guard: HandshakeGuard,
     ssl_context: ssl.SSLContext | None,
     proxy: Proxy | None = None,
+    source_address: tuple[str, int] | None = None,
 ) -> socket.socket:
     """A connected, blocking socket (TLS-wrapped when the endpoint says so), through a
-    CONNECT tunnel when ``proxy`` is given (TLS then runs inside it, end to end)."""
+    CONNECT tunnel when ``proxy`` is given (TLS then runs inside it, end to end), bound to
+    ``source_address`` (host, port; port 0 for any) when given."""
     where = f"{endpoint.host}:{endpoint.port}"
     if guard.aborted:
         raise ConnectError(f"connecting to {where} was aborted")
@@ -134,7 +136,9 @@ def connect_socket(
     if proxy is not None:
         where = f"{proxy.where} (for {where})"
     try:
-        sock = socket.create_connection(address, timeout=guard.remaining())
+        sock = socket.create_connection(
+            address, timeout=guard.remaining(), source_address=source_address
+        )
     except TimeoutError:
         raise ConnectTimeout(f"no TCP connection to {where} within {guard.timeout:g} s") from None
     except OSError as error:

@@ -87,6 +87,7 @@ def open_transport(
     ws_headers: dict[str, str] | None,
     versions: tuple[str, ...],
     write_timeout: float,
+    source_address: tuple[str, int] | None = None,
 ) -> Transport:
     """Connect (TCP, TLS, WebSocket handshake) before ``guard``'s deadline."""
     try:
@@ -95,12 +96,17 @@ def open_transport(
                 endpoint,
                 guard=guard,
                 ssl_context=ssl_context,
+                source_address=source_address,
                 ws_headers=ws_headers,
                 versions=versions,
                 write_timeout=write_timeout,
             )
         return TcpTransport.open(
-            endpoint, guard=guard, ssl_context=ssl_context, write_timeout=write_timeout
+            endpoint,
+            guard=guard,
+            ssl_context=ssl_context,
+            write_timeout=write_timeout,
+            source_address=source_address,
         )
     except ConnectError as error:
         if guard.aborted:
@@ -132,8 +138,9 @@ class TcpTransport:
         guard: HandshakeGuard,
         ssl_context: ssl.SSLContext | None,
         write_timeout: float,
+        source_address: tuple[str, int] | None = None,
     ) -> TcpTransport:
-        sock = connect_socket(endpoint, guard, ssl_context)
+        sock = connect_socket(endpoint, guard, ssl_context, source_address=source_address)
         try:
             stream = Stream(sock, write_timeout=write_timeout, where=endpoint.url)
         except OSError as error:

@@ -79,12 +79,13 @@ class WebSocketTransport:
         *,
         guard: HandshakeGuard,
         ssl_context: ssl.SSLContext | None,
+        source_address: tuple[str, int] | None = None,
         ws_headers: dict[str, str] | None,
         versions: tuple[str, ...],
         write_timeout: float,
     ) -> WebSocketTransport:
         handshake_headers = check_headers(ws_headers)
-        sock = connect_socket(endpoint, guard, ssl_context, proxy_for(endpoint))
+        sock = connect_socket(endpoint, guard, ssl_context, proxy_for(endpoint), source_address)
         try:
             offered = subprotocols_for(versions)
             subprotocol, early = handshake(endpoint, sock, guard, handshake_headers, offered)

@@ -12,13 +12,12 @@ connection.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import ssl
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..client import Client
@@ -26,9 +25,9 @@ from ..errors import BrokerError, ConnectError, UsageError
 from ..frame import Frame as NativeFrame
 from ..handles import Transaction
 from ..reconnect import Reconnect
-from .dispatch import Dispatcher, ReceiptNames
+from .dispatch import Dispatcher
 from .exception import ConnectFailedException, NotConnectedException
-from .headers import as_pairs, ignore, merge, refuse_extra, translated
+from .headers import as_pairs, ignore, merge, translated
 from .hosts import HostAndPort, ordered, urls_for
 from .tls import DEFAULT_SSL_VERSION, SslParams
 
@@ -69,12 +68,13 @@ class BaseConnection:
         auto_reconnect: bool = False,
         disconnect_timeout: float = 5.0,
     ) -> None:
-        if bind_host_port is not None:
-            raise UsageError("bind_host_port is not supported by stompws.compat")
         if keepalive:
             logger.warning("keepalive is ignored by stompws.compat: heart-beats detect a dead peer")
         self.host_and_ports, self._standing_in = ordered(
             list(host_and_ports or [("localhost", 61613)]), prefer_localhost, try_loopback_connect
+        )
+        self.bind_host_port = (
+            (str(bind_host_port[0]), int(bind_host_port[1])) if bind_host_port else None
         )
         self.heartbeats = tuple(heartbeats)
         self.vhost = vhost
@@ -99,9 +99,8 @@ class BaseConnection:
         self._listeners: dict[str, Any] = {}
         self._listeners_lock = threading.Lock()
         self._ssl: dict[HostAndPort, SslParams] = {}
-        self._names = ReceiptNames()
         self._dispatcher = Dispatcher(
-            self._listeners_in_order, self._names, auto_decode=auto_decode, encoding=encoding
+            self._listeners_in_order, auto_decode=auto_decode, encoding=encoding
         )
         self._client: Client | None = None
         self._transactions: dict[str, Transaction] = {}
@@ -234,6 +233,7 @@ class BaseConnection:
             # Not below stompws's default: ActiveMQ sends its heart-beat two intervals
             # after its last frame, which stomp.py's 1.5 would call a timeout here.
             heartbeat_tolerance=max(self.heart_beat_receive_scale, 2.0),
+            source_address=self.bind_host_port,
         )
         client.add_listener(self._dispatcher)
         self._client = client
@@ -271,7 +271,8 @@ class BaseConnection:
         ``receipt``, for listeners waiting on it), wait for it at most
         ``disconnect_timeout`` seconds and close. Unlike stomp.py it never waits for ever,
         whether or not ``receipt`` is given. Does nothing when not connected."""
-        refuse_extra("DISCONNECT", merge(headers, keyword_headers))
+        extra = merge(headers, keyword_headers)
+        extra.pop("receipt", None)
         self._stop_connecting.set()
         client = self._client
         if client is None:
@@ -280,11 +281,11 @@ class BaseConnection:
             client.disconnect(timeout=self.disconnect_timeout)  # joins what is left
             return
         self._dispatcher.call("on_disconnecting")
-        self._names.expect(receipt or str(uuid.uuid4()))
-        try:
-            client.disconnect(timeout=self.disconnect_timeout)
-        finally:
-            self._names.settle()
+        client.disconnect(
+            timeout=self.disconnect_timeout,
+            headers=as_pairs(extra),
+            receipt=str(receipt) if receipt is not None else str(uuid.uuid4()),
+        )
 
     def __enter__(self) -> BaseConnection:
         return self
@@ -308,8 +309,9 @@ class BaseConnection:
         headers: Mapping[str, Any] | None = None,
         **keyword_headers: Any,
     ) -> None:
-        """Send ``body`` (str as UTF-8, or bytes). ``transaction=`` and ``receipt=`` go as
-        in stomp.py; the content-length is always right (``auto_content_length=False``
+        """Send ``body`` (a str encoded with the connection's ``encoding``, as stomp.py does,
+        so that it is read back with the same; or bytes). ``transaction=`` and ``receipt=``
+        go as in stomp.py; the content-length is always right (``auto_content_length=False``
         leaves it out unless the headers name it)."""
         if destination is None or body is None:
             raise UsageError("send needs a destination and a body")
@@ -322,7 +324,7 @@ class BaseConnection:
         with translated():
             self._live().send(
                 destination,
-                body,
+                body.encode(self.encoding) if isinstance(body, str) else body,
                 headers=as_pairs(extra),
                 content_type=content_type or None,
                 transaction=str(transaction) if transaction is not None else None,
@@ -351,27 +353,14 @@ class BaseConnection:
 
     def _unsubscribe(self, id: str | None, destination: str | None, extra: dict[str, Any]) -> None:
         receipt = extra.pop("receipt", None)
-        refuse_extra("UNSUBSCRIBE", extra)
         client = self._live()
         if id is None:
             found = [s for s in client.subscriptions if s.destination == destination]
             if not found:
                 raise UsageError(f"no subscription to {destination!r}")
             id = found[0].id
-        with self._named(receipt), translated():
-            client.unsubscribe(str(id), receipt=receipt is not None)
-
-    @contextlib.contextmanager
-    def _named(self, receipt: Any) -> Iterator[None]:
-        """Show the RECEIPT of the frame sent inside under the caller's ``receipt`` id."""
-        if receipt is None:
-            yield
-            return
-        self._names.expect(str(receipt))
-        try:
-            yield
-        finally:
-            self._names.settle()
+        with translated():
+            client.unsubscribe(str(id), receipt=_receipt(receipt), headers=as_pairs(extra))
 
     def _acknowledge(
         self,
@@ -379,16 +368,22 @@ class BaseConnection:
         headers: dict[str, str],
         transaction: str | None,
         receipt: str | None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         # The client takes the MESSAGE frame and picks the headers the negotiated version
         # needs; one with only the ids the caller gave gets exactly those on the wire.
         message = NativeFrame("MESSAGE", headers)
         client = self._live()
-        with self._named(receipt), translated():
+        options: dict[str, Any] = {
+            "transaction": transaction,
+            "receipt": _receipt(receipt),
+            "headers": as_pairs(dict(extra or {})),
+        }
+        with translated():
             if positive:
-                client.ack(message, transaction=transaction, receipt=receipt is not None)
+                client.ack(message, **options)
             else:
-                client.nack(message, transaction=transaction, receipt=receipt is not None)
+                client.nack(message, **options)
 
     def begin(
         self,
@@ -397,9 +392,14 @@ class BaseConnection:
         **keyword_headers: Any,
     ) -> str:
         """Begin a transaction; returns its id (``transaction``, or a new one)."""
-        refuse_extra("BEGIN", merge(headers, keyword_headers))
+        extra = merge(headers, keyword_headers)
+        receipt = extra.pop("receipt", None)
         with translated():
-            tx = self._live().begin(str(transaction) if transaction else str(uuid.uuid4()))
+            tx = self._live().begin(
+                str(transaction) if transaction else str(uuid.uuid4()),
+                receipt=_receipt(receipt),
+                headers=as_pairs(extra),
+            )
         self._transactions[tx.id] = tx
         return tx.id
 
@@ -407,15 +407,14 @@ class BaseConnection:
         if transaction is None:
             raise UsageError(f"{command} needs the transaction id")
         receipt = extra.pop("receipt", None)
-        refuse_extra(command, extra)
         tx = self._transactions.pop(str(transaction), None)
         if tx is None:
             raise UsageError(f"no open transaction {transaction!r} on this connection")
-        with self._named(receipt), translated():
+        with translated():
             if command == "COMMIT":
-                tx.commit(receipt=receipt is not None)
+                tx.commit(receipt=_receipt(receipt), headers=as_pairs(extra))
             else:
-                tx.abort(receipt=receipt is not None)
+                tx.abort(receipt=_receipt(receipt), headers=as_pairs(extra))
 
     def commit(
         self,
@@ -437,3 +436,8 @@ class BaseConnection:
         """The native ``stompws.Client`` of the current connection, for moving code over to
         the native API one call at a time."""
         return self._client
+
+
+def _receipt(receipt: Any) -> str | bool:
+    """A receipt id the caller chose goes on the wire as it is; none asks for no RECEIPT."""
+    return str(receipt) if receipt is not None else False

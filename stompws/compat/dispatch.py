@@ -5,17 +5,14 @@ each event into the stomp.py callback with stomp.py's arguments, and calls the n
 listeners in the order of their names (stomp.py's order, which programs written for it may
 rely on). Each call is isolated: one that raises is logged and the rest still run.
 
-``ReceiptNames``: stomp.py callers pick receipt ids themselves (``ack(..., receipt="r1")``)
-and wait for a RECEIPT with that ``receipt-id``. SEND and SUBSCRIBE carry such an id as a
-plain header; for the other commands the client chooses the id, and this maps it back to the
-caller's before a listener sees it.
+Receipt ids the caller chooses (``ack(..., receipt="r1")``) go on the wire as they are (the
+native client takes a ``str`` receipt), so a RECEIPT reaches the listeners unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,60 +21,9 @@ from ..listener import Listener
 from ..transport import parse_url
 from .frame import Frame, from_native
 
-__all__ = ["NAMING_WAIT", "Dispatcher", "ReceiptNames"]
+__all__ = ["Dispatcher"]
 
 logger = logging.getLogger("stompws.compat")
-NAMING_WAIT = 10.0  # seconds a RECEIPT waits for the sender to say whose id it answers
-
-
-class ReceiptNames:
-    """Our receipt ids -> the ids the caller chose.
-
-    The caller announces a name (``expect``) before the frame is written; the dispatcher's
-    ``on_send``, which runs on the same thread right after the write, ties it to the id the
-    client put in the frame. A RECEIPT read meanwhile waits (at most ``NAMING_WAIT``) until
-    no such announcement is pending, so it is never shown under the client's own id.
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._names: dict[str, str] = {}
-        self._pending = 0
-        self._local = threading.local()
-
-    def expect(self, name: str) -> None:
-        with self._condition:
-            self._pending += 1
-        self._local.name = name
-
-    def sent(self, frame: NativeFrame) -> None:
-        name = getattr(self._local, "name", None)
-        ours = frame.headers.get("receipt")
-        if name is None or ours is None:
-            return
-        self._local.name = None
-        with self._condition:
-            self._names[ours] = name
-            self._pending -= 1
-            self._condition.notify_all()
-
-    def settle(self) -> None:
-        """After the call: an announcement whose frame was never written is dropped."""
-        if getattr(self._local, "name", None) is None:
-            return
-        self._local.name = None
-        with self._condition:
-            self._pending -= 1
-            self._condition.notify_all()
-
-    def shown(self, ours: str) -> str:
-        with self._condition:
-            return self._names.get(ours, ours)
-
-    def received(self, ours: str) -> str:
-        with self._condition:
-            self._condition.wait_for(lambda: ours in self._names or self._pending == 0, NAMING_WAIT)
-            return self._names.pop(ours, ours)
 
 
 class Dispatcher(Listener):
@@ -86,13 +32,11 @@ class Dispatcher(Listener):
     def __init__(
         self,
         listeners: Callable[[], list[Any]],
-        names: ReceiptNames,
         *,
         auto_decode: bool,
         encoding: str,
     ) -> None:
         self._listeners = listeners
-        self._names = names
         self._auto_decode = auto_decode
         self._encoding = encoding
         self._host_and_port: tuple[str, int] = ("", 0)
@@ -138,11 +82,7 @@ class Dispatcher(Listener):
         if frame.command in ("CONNECT", "STOMP") and not self._opened:
             self._opened = True
             self.call("on_connecting", self._host_and_port)
-        self._names.sent(frame)
-        shown = self._frame(frame)
-        if "receipt" in shown.headers:
-            shown.headers["receipt"] = self._names.shown(shown.headers["receipt"])
-        self.call("on_send", shown)
+        self.call("on_send", self._frame(frame))
 
     def on_connected(self, frame: NativeFrame) -> None:
         if not self._holding:
@@ -154,10 +94,7 @@ class Dispatcher(Listener):
         self.call("on_message", shown)
 
     def on_receipt(self, frame: NativeFrame) -> None:
-        shown = self._frame(frame)
-        if "receipt-id" in shown.headers:
-            shown.headers["receipt-id"] = self._names.received(shown.headers["receipt-id"])
-        self.call("on_receipt", shown)
+        self.call("on_receipt", self._frame(frame))
 
     def on_error(self, frame: NativeFrame) -> None:
         self.call("on_error", self._frame(frame))

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..errors import ConnectionClosed, NotConnected, UsageError
+from ..errors import ConnectionClosed, NotConnected
 from ..frame import Frame as NativeFrame
 from .exception import (
     ConnectFailedException,
@@ -14,7 +14,7 @@ from .exception import (
     NotConnectedException,
 )
 
-__all__ = ["as_pairs", "ignore", "merge", "refuse_extra", "translated"]
+__all__ = ["as_pairs", "ignore", "merge", "translated"]
 
 
 @contextlib.contextmanager
@@ -52,12 +52,3 @@ def as_pairs(headers: Mapping[str, Any]) -> list[tuple[str, str]]:
 def ignore(frame: NativeFrame) -> None:
     """A subscription callback that keeps nothing: the listeners get every message, so the
     subscription need not buffer them for ``get()``."""
-
-
-def refuse_extra(command: str, headers: Mapping[str, Any]) -> None:
-    """The native client has no place for extra headers on this command: say so rather
-    than drop them."""
-    if headers:
-        raise UsageError(
-            f"stompws.compat cannot send extra headers on {command} ({', '.join(sorted(headers))})"
-        )

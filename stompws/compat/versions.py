@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .connection import BaseConnection
-from .headers import merge, refuse_extra
+from .headers import merge
 from .hosts import HostAndPort
 
 __all__ = ["Connection", "Connection10", "Connection11", "Connection12", "WSConnection"]
@@ -104,9 +104,12 @@ class Connection11(BaseConnection):
         receipt: str | None = None,
         **keyword_headers: Any,
     ) -> None:
-        refuse_extra("NACK", merge(keyword_headers))
         self._acknowledge(
-            False, {"message-id": id, "subscription": subscription}, transaction, receipt
+            False,
+            {"message-id": id, "subscription": subscription},
+            transaction,
+            receipt,
+            merge(keyword_headers),
         )
 
     def unsubscribe(
@@ -135,8 +138,7 @@ class Connection12(BaseConnection):
         receipt: str | None = None,
         **keyword_headers: Any,
     ) -> None:
-        refuse_extra("NACK", merge(keyword_headers))
-        self._acknowledge(False, {"ack": id}, transaction, receipt)
+        self._acknowledge(False, {"ack": id}, transaction, receipt, merge(keyword_headers))
 
     def unsubscribe(
         self, id: str, headers: Mapping[str, Any] | None = None, **keyword_headers: Any

@@ -52,8 +52,9 @@ def make_connection(impl: Implementation, endpoint: Endpoint) -> Iterator[Factor
         *, version: str = "1.2", listeners: dict[str, Any] | None = None, **options: Any
     ) -> Any:
         stomp = impl.module
-        options.setdefault("heartbeats", (0, 0))
-        if endpoint.rabbitmq:
+        if version != "1.0":  # 1.0 has no heart-beats: its class takes no such argument
+            options.setdefault("heartbeats", (0, 0))
+        if endpoint.rabbitmq and version != "1.0":  # 1.0 sends no host header
             # stomp.py 1.2 sends its host name as `host` unless given a vhost; RabbitMQ
             # refuses "127.0.0.1" as a virtual host.
             options.setdefault("vhost", "/")
@@ -61,7 +62,11 @@ def make_connection(impl: Implementation, endpoint: Endpoint) -> Iterator[Factor
         if endpoint.websocket:
             connection = stomp.WSConnection(hosts, ws_path="/ws", **options)
         else:
-            cls = {"1.1": stomp.Connection11, "1.2": stomp.Connection12}[version]
+            cls = {
+                "1.0": stomp.Connection10,
+                "1.1": stomp.Connection11,
+                "1.2": stomp.Connection12,
+            }[version]
             connection = cls(hosts, **options)
         for name, listener in (listeners or {}).items():
             connection.set_listener(name, listener)

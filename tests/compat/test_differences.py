@@ -228,13 +228,31 @@ def test_websocket_connection_with_query_options(broker: Broker, made: list[Any]
     assert connected.headers.get("heart-beat", "0,0") == "0,0"
 
 
-def test_unsupported_arguments_are_refused_not_ignored(broker: Broker, made: list[Any]) -> None:
-    with pytest.raises(stompws.UsageError):
-        compat.Connection(bind_host_port=("127.0.0.1", 0))
+def test_extra_headers_reach_the_wire_on_every_command(broker: Broker, made: list[Any]) -> None:
+    """stomp.py passes extra headers on every frame; so does compat (they were refused)."""
+    recorder = Recorder()
+    sent: dict[str, str | None] = {}
+
+    class Sent:
+        def on_send(self, frame: Any) -> None:
+            sent.setdefault(frame.cmd, frame.headers.get("x-extra"))  # the first of each
+
     connection = _tcp(broker, made)
+    connection.set_listener("recorder", recorder)
+    connection.set_listener("sent", Sent())
     connection.connect("guest", "guest", wait=True)
-    with pytest.raises(stompws.UsageError):
-        connection.begin(headers={"x-extra": "1"})
+    connection.subscribe("/queue/extra", id="s1", ack="client-individual")
+    tx = connection.begin(headers={"x-extra": "begin"})
+    connection.commit(tx, headers={"x-extra": "commit"})
+    tx = connection.begin()
+    connection.abort(tx, **{"x-extra": "abort"})
+    connection.send("/queue/extra", "m")
+    (message,) = recorder.wait_for("message")
+    connection.nack(message.headers["ack"], **{"x-extra": "nack"})
+    connection.unsubscribe("s1", headers={"x-extra": "unsubscribe"})
+    connection.disconnect(headers={"x-extra": "disconnect"})
+    for command in ("BEGIN", "COMMIT", "ABORT", "NACK", "UNSUBSCRIBE", "DISCONNECT"):
+        assert sent.get(command) == command.lower(), (command, sent)
 
 
 def test_frame_str_hides_the_passcode() -> None:

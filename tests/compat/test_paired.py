@@ -71,6 +71,19 @@ def test_send_and_receive_text(make_connection: Factory, body: str) -> None:
     assert "message-id" in first.headers
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "latin-1"])
+def test_a_text_body_round_trips_in_the_connections_encoding(
+    make_connection: Factory, encoding: str
+) -> None:
+    queue = new_queue()
+    recorder = Recorder()
+    connection = connect(make_connection(listeners={"recorder": recorder}, encoding=encoding))
+    connection.subscribe(queue, id="s1")
+    connection.send(queue, "grüße")
+    connection.send(queue, "end")
+    assert [frame.body for frame in recorder.wait_for_body("end")] == ["grüße", "end"]
+
+
 def test_bytes_without_auto_decode(make_connection: Factory) -> None:
     queue = new_queue()
     recorder = Recorder()
@@ -140,6 +153,51 @@ def test_client_individual_ack_and_nack(
     other.subscribe(queue, id="s2", ack="auto")
     other.send(queue, "sentinel")
     assert [frame.body for frame in later.wait_for_body("sentinel")] == ["sentinel"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "version"),
+    [
+        pytest.param(name, version, id=f"{name}-{version}")
+        for name, chosen in ENDPOINTS.items()
+        for version in (["1.2"] if chosen.websocket else ["1.0", "1.1", "1.2"])
+    ],
+    indirect=["endpoint"],
+)
+def test_extra_headers_on_every_command_are_taken(
+    make_connection: Factory, endpoint: Endpoint, version: str
+) -> None:
+    """A stomp.py program may put extra headers on any frame (brokers use them, the spec
+    allows them): none of these calls raises, and the flow is what it would be without."""
+    queue, other = new_queue(), new_queue()
+    recorder = Recorder()
+    connection = connect(make_connection(version=version, listeners={"recorder": recorder}))
+    extra = {"x-extra": "1"}
+    ack = "client" if version == "1.0" else "client-individual"
+    connection.subscribe(queue, id="s1", ack=ack, headers=extra)
+    connection.subscribe(other, id="s2", headers=extra)
+    connection.send(queue, "m", headers=extra)
+    (message,) = recorder.wait_for("message")
+    if version == "1.0":
+        connection.ack(message.headers["message-id"])
+    else:
+        connection.ack(*_ack_args(message, version))
+    tx = connection.begin(headers=extra)
+    connection.send(other, "committed", transaction=tx)
+    connection.commit(tx, headers=extra)
+    tx = connection.begin(headers=extra)
+    connection.send(other, "aborted", transaction=tx)
+    connection.abort(tx, headers=extra)
+    if version == "1.0":
+        connection.unsubscribe(destination=queue, id="s1", headers=extra)
+    else:
+        connection.unsubscribe("s1", headers=extra)
+    connection.send(queue, "after unsubscribe")
+    connection.send(other, "end")
+    bodies = [frame.body for frame in recorder.wait_for_body("end")]
+    assert bodies == ["m", "committed", "end"]
+    connection.disconnect(headers=extra)
+    wait_for(lambda: not connection.is_connected(), "disconnected")
 
 
 def test_client_ack_mode_unacked_message_is_redelivered(make_connection: Factory) -> None:

@@ -277,6 +277,7 @@ class PeerConnection:
         self.number = next(_numbers)
         self.answer_disconnect = answer_disconnect
         self.kind = kind
+        self.client_address: tuple[str, int] = sock.getpeername()  # where the client is
         self._channel = _Channel(sock, tls)
         self._websocket = kind in ("ws", "wss")
         self._subprotocol = subprotocol
