@@ -30,6 +30,7 @@ from .exception import ConnectFailedException, NotConnectedException
 from .headers import as_pairs, ignore, merge, translated
 from .hosts import HostAndPort, ordered, urls_for
 from .tls import DEFAULT_SSL_VERSION, SslParams
+from .transport import Transport, negotiated_heartbeats
 
 __all__ = ["BaseConnection"]
 
@@ -223,7 +224,7 @@ class BaseConnection:
             login=username,
             passcode=passcode,
             host=vhost,
-            heartbeats=(int(self.heartbeats[0]), int(self.heartbeats[1])),
+            heartbeats=self._heartbeats_asked,
             versions=(self.version,),
             connect_headers=as_pairs(connect_headers),
             ws_headers=self.header,
@@ -428,6 +429,34 @@ class BaseConnection:
         self, transaction: str, headers: Mapping[str, Any] | None = None, **keyword_headers: Any
     ) -> None:
         self._end("ABORT", transaction, merge(headers, keyword_headers))
+
+    # -- what stomp.py programs read on a connection ------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        """stomp.py's ``conn.transport``, as far as programs use it (compat/transport.py)."""
+        return Transport(self)
+
+    @property
+    def heartbeats(self) -> tuple[int, int]:
+        """As in stomp.py: the heart-beats asked for, and once CONNECTED came, those agreed
+        (ms between ours, ms between the broker's; 0 when off)."""
+        connection = self._client._lifecycle.connection if self._client is not None else None
+        connected = connection.attempt.frame if connection is not None else None
+        if connected is None or "heart-beat" not in connected.headers:
+            return self._heartbeats_asked
+        return negotiated_heartbeats(self._heartbeats_asked, connected.headers["heart-beat"])
+
+    @heartbeats.setter
+    def heartbeats(self, asked: Sequence[int]) -> None:
+        self._heartbeats_asked = (int(asked[0]), int(asked[1]))
+
+    @property
+    def heartbeat_thread(self) -> threading.Thread | None:
+        """The thread sending and checking heart-beats while it runs, else None."""
+        connection = self._client._lifecycle.connection if self._client is not None else None
+        thread = connection.heartbeat_thread if connection is not None else None
+        return thread if thread is not None and thread.is_alive() else None
 
     # -- escape hatch ------------------------------------------------------------------------
 

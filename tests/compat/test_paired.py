@@ -408,3 +408,38 @@ def test_subscribe_inside_on_connected(make_connection: Factory) -> None:
     (frame,) = recorder.wait_for("message")
     assert frame.body == "from on_connected"
     assert failures == []
+
+
+def test_what_programs_read_on_a_connection(
+    make_connection: Factory, endpoint: Endpoint, impl: Implementation
+) -> None:
+    """``conn.transport``, ``conn.heartbeats``, ``conn.heartbeat_thread`` and
+    ``conn.get_listener`` mean the same in both."""
+    recorder = Recorder()
+    connection = make_connection(listeners={"recorder": recorder}, heartbeats=(500, 500))
+    transport = connection.transport
+    assert not transport.is_connected()
+    assert connection.heartbeats == (500, 500)  # what was asked, before CONNECTED
+    assert connection.heartbeat_thread is None
+    assert connection.get_listener("recorder") is recorder
+    assert transport.get_listener("recorder") is recorder
+    assert connection.get_listener("nobody") is None
+    connect(connection)
+    transport.wait_for_connection(timeout=5.0)
+    assert transport.is_connected()
+    assert transport.current_host_and_port == (endpoint.host, endpoint.port)
+    (connected,) = recorder.wait_for("connected")
+    broker_sends, broker_wants = (int(n) for n in connected.headers["heart-beat"].split(","))
+    expected = (
+        max(500, broker_wants) if broker_wants else 0,
+        max(500, broker_sends) if broker_sends else 0,
+    )
+    assert connection.heartbeats == expected
+    if expected != (0, 0):
+        assert connection.heartbeat_thread is not None
+    connection.disconnect()
+    wait_for(lambda: not transport.is_connected(), "disconnected")
+    # stomp.py ends its heart-beat thread at its next beat; ours at once.
+    wait_for(lambda: connection.heartbeat_thread is None, "heart-beating over")
+    with pytest.raises(impl.connect_failed):
+        transport.wait_for_connection(timeout=0.5)
