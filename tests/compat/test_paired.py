@@ -364,13 +364,23 @@ def test_wrong_passcode_fails_connect_with_wait(
     assert not connection.is_connected()
 
 
-def test_wrong_passcode_without_wait_reaches_on_error(make_connection: Factory) -> None:
+def test_wrong_passcode_without_wait_reaches_on_error(
+    make_connection: Factory, impl: Implementation
+) -> None:
     recorder = Recorder()
     connection = make_connection(listeners={"recorder": recorder})
     connection.connect("guest", PASSCODE + "-wrong", wait=False)
     (error,) = recorder.wait_for("error")
     assert error.cmd == "ERROR"
     assert "connected" not in recorder.names()
+    assert not connection.is_connected()
+    if impl.name == "stomp.py":
+        # stomp.py 9 reports this close only some of the time (never over WebSocket, in
+        # about half the runs over TCP): what follows is checked of stompws.compat alone.
+        return
+    # The broker closes after its ERROR: the listeners hear the end, once.
+    recorder.wait_for("disconnected")
+    assert recorder.names().count("disconnected") == 1
     assert not connection.is_connected()
 
 
