@@ -23,6 +23,7 @@ import http
 import ipaddress
 import logging
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -120,7 +121,14 @@ def _cut(ws: ServerConnection) -> None:
 
 
 class WsListener:
-    def __init__(self, hub: Hub, host: str, port: int, max_message: int) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        host: str,
+        port: int,
+        max_message: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._hub = hub
         self._lock = threading.Lock()
         # Every server connection, from the moment it exists (during the handshake too), so
@@ -139,6 +147,7 @@ class WsListener:
             self._handle,
             host,
             port,
+            ssl=ssl_context,
             create_connection=_Connection,
             select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,

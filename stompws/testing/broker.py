@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -64,6 +65,11 @@ class Broker:
       CONNECT; then it gets ERROR "CONNECT timeout" and is closed (10.0).
     * ``max_connections``: open connections at most (256); the next one is refused at once
       (HTTP 503, or an ERROR frame and a close over TCP).
+    * ``ssl_context``: a server-side ``ssl.SSLContext`` (with its certificate chain loaded)
+      makes both listeners speak TLS: wss:// and stomp+ssl:// (``wss_url``, ``tcps_url``;
+      ``ws_url`` and ``tcp_url`` then give those too). The TLS handshake counts against
+      ``connect_timeout``. A client certificate is asked for when the context says so
+      (``verify_mode = ssl.CERT_REQUIRED``).
     * ``max_outbox_bytes``: bytes waiting to be written to one client at most (64 MiB); a
       client that reads slower than it is sent to is disconnected past that, with ERROR
       "slow consumer" when it can still be written, and its unacknowledged messages go
@@ -94,6 +100,7 @@ class Broker:
         connect_timeout: float = 10.0,
         max_connections: int = 256,
         max_outbox_bytes: int = 64 * 1024 * 1024,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not (websocket or tcp):
             raise UsageError("a broker needs at least one listener: websocket or tcp")
@@ -136,6 +143,7 @@ class Broker:
                 max_outbox_bytes=max_outbox_bytes,
             )
         )
+        self._ssl_context = ssl_context
         self._ws: WsListener | None = None
         self._tcp: TcpListener | None = None
         self._state = "new"
@@ -173,9 +181,11 @@ class Broker:
             # Headroom over the frame limit so that an oversized frame reaches the STOMP
             # parser and gets an ERROR, not a bare WebSocket close.
             max_message = self._hub.settings.max_frame_size * 2 + 65536
-            ws = WsListener(self._hub, self.host, ws_port, max_message)
+            ws = WsListener(self._hub, self.host, ws_port, max_message, self._ssl_context)
         try:
-            tcp = TcpListener(self._hub, self.host, tcp_port) if want_tcp else None
+            tcp = (
+                TcpListener(self._hub, self.host, tcp_port, self._ssl_context) if want_tcp else None
+            )
         except BaseException:
             if ws is not None:
                 ws.discard()
@@ -262,13 +272,30 @@ class Broker:
 
     @property
     def ws_url(self) -> str:
-        """ws://HOST:PORT/ws (any path is accepted); raises before start() or without it."""
+        """ws://HOST:PORT/ws (wss:// with ``ssl_context``; any path is accepted); raises
+        before start() or without a WebSocket listener."""
         return self._require_url("ws")
 
     @property
     def tcp_url(self) -> str:
-        """stomp://HOST:PORT; raises before start() or without a TCP listener."""
+        """stomp://HOST:PORT (stomp+ssl:// with ``ssl_context``); raises before start() or
+        without a TCP listener."""
         return self._require_url("tcp")
+
+    @property
+    def wss_url(self) -> str:
+        """wss://HOST:PORT/ws; raises without ``ssl_context`` (and as ``ws_url`` does)."""
+        return self._require_tls("ws")
+
+    @property
+    def tcps_url(self) -> str:
+        """stomp+ssl://HOST:PORT; raises without ``ssl_context`` (and as ``tcp_url`` does)."""
+        return self._require_tls("tcp")
+
+    def _require_tls(self, kind: str) -> str:
+        if self._ssl_context is None:
+            raise UsageError("this broker does not speak TLS: give Broker(ssl_context=...)")
+        return self._require_url(kind)
 
     @property
     def urls(self) -> list[str]:
@@ -277,10 +304,11 @@ class Broker:
 
     def _url(self, kind: str) -> str | None:
         host = f"[{self.host}]" if ":" in self.host else self.host
+        tls = self._ssl_context is not None
         if kind == "ws" and self._ws is not None:
-            return f"ws://{host}:{self._ws.port}/ws"
+            return f"{'wss' if tls else 'ws'}://{host}:{self._ws.port}/ws"
         if kind == "tcp" and self._tcp is not None:
-            return f"stomp://{host}:{self._tcp.port}"
+            return f"{'stomp+ssl' if tls else 'stomp'}://{host}:{self._tcp.port}"
         return None
 
     def _require_url(self, kind: str) -> str:
