@@ -44,12 +44,17 @@ def endpoint(request: pytest.FixtureRequest) -> Endpoint:
 @pytest.fixture
 def make_connection(impl: Implementation, endpoint: Endpoint) -> Iterator[Factory]:
     """Makes a connection of ``impl``'s class for ``endpoint`` (WSConnection for WebSocket,
-    else ``Connection12`` unless ``version=`` says otherwise); every one made is
+    else ``Connection12`` unless ``version=`` says otherwise; ``port=`` replaces the
+    endpoint's, for a proxy in front of it); every one made is
     disconnected at teardown, before the leaked-thread check."""
     made: list[Any] = []
 
     def make(
-        *, version: str = "1.2", listeners: dict[str, Any] | None = None, **options: Any
+        *,
+        version: str = "1.2",
+        listeners: dict[str, Any] | None = None,
+        port: int | None = None,
+        **options: Any,
     ) -> Any:
         stomp = impl.module
         if version != "1.0":  # 1.0 has no heart-beats: its class takes no such argument
@@ -58,7 +63,7 @@ def make_connection(impl: Implementation, endpoint: Endpoint) -> Iterator[Factor
             # stomp.py 1.2 sends its host name as `host` unless given a vhost; RabbitMQ
             # refuses "127.0.0.1" as a virtual host.
             options.setdefault("vhost", "/")
-        hosts = [(endpoint.host, endpoint.port)]
+        hosts = [(endpoint.host, endpoint.port if port is None else port)]
         if endpoint.websocket:
             connection = stomp.WSConnection(hosts, ws_path="/ws", **options)
         else:

@@ -17,6 +17,7 @@ import stompws
 import stompws.compat as compat
 from stompws.testing import Broker
 
+from ..faults.proxy import FaultProxy
 from .support import IMPLEMENTATIONS, Recorder, new_queue, wait_for
 
 USERS = {"guest": "guest"}
@@ -320,3 +321,22 @@ def test_reconnect_from_on_disconnected(
     wait_for(connection.is_connected, "reconnected")
     connection.send(queue, "after")
     assert [frame.body for frame in recorder.wait_for_body("after")] == ["after"]
+
+
+def test_bind_host_port_over_websocket_too(broker: Broker, made: list[Any]) -> None:
+    """stomp.py 9's WSConnection ignores ``bind_host_port``; stompws.compat binds it."""
+    assert broker.ws_port is not None
+    with FaultProxy("127.0.0.1", broker.ws_port) as proxy:
+        for _ in range(5):  # a port found free may be taken before the client binds it
+            port = _closed_port()
+            connection = compat.WSConnection(
+                [("127.0.0.1", proxy.port)], ws_path="/ws", bind_host_port=("127.0.0.1", port)
+            )
+            made.append(connection)
+            try:
+                connection.connect("guest", "guest", wait=True)
+            except compat.ConnectFailedException:
+                continue
+            assert proxy.wait_for_accepted(proxy.accepted).client_address == ("127.0.0.1", port)
+            return
+        pytest.fail("five free ports were all taken before the client could bind one")

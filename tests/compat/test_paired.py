@@ -8,11 +8,13 @@ test_differences.py.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from typing import Any
 
 import pytest
 
+from ..faults.proxy import FaultProxy
 from .conftest import Factory
 from .support import (
     ENDPOINTS,
@@ -453,3 +455,31 @@ def test_what_programs_read_on_a_connection(
     wait_for(lambda: connection.heartbeat_thread is None, "heart-beating over")
     with pytest.raises(impl.connect_failed):
         transport.wait_for_connection(timeout=0.5)
+
+
+# Over TCP only: stomp.py 9's WSConnection ignores bind_host_port (stompws.compat binds
+# there too: tests/compat/test_differences.py).
+@pytest.mark.parametrize(
+    "endpoint", [name for name, chosen in ENDPOINTS.items() if not chosen.websocket], indirect=True
+)
+def test_bind_host_port_chooses_where_the_connection_comes_from(
+    make_connection: Factory, endpoint: Endpoint
+) -> None:
+    """Through a loopback proxy that sees the client's address: both bind the local address
+    they are given (stompws.compat used to refuse ``bind_host_port``)."""
+    with FaultProxy(endpoint.host, endpoint.port) as proxy:
+        for _ in range(5):  # a port found free may be taken before the client binds it
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            connection = make_connection(bind_host_port=("127.0.0.1", port), port=proxy.port)
+            try:
+                connect(connection)
+            except Exception:
+                continue
+            record = proxy.wait_for_accepted(proxy.accepted)
+            assert record.client_address == ("127.0.0.1", port)
+            connection.disconnect()
+            wait_for(lambda c=connection: not c.is_connected(), "disconnected")
+            return
+        pytest.fail("five free ports were all taken before the client could bind one")

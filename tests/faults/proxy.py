@@ -60,6 +60,7 @@ class LinkRecord:
     down: bytearray = field(default_factory=bytearray)  # target to client
     closed: threading.Event = field(default_factory=threading.Event)
     client_spoke: threading.Event = field(default_factory=threading.Event)  # read, maybe held
+    client_address: tuple[str, int] = ("", 0)  # where the client connected from
 
 
 class _Link:
@@ -363,13 +364,17 @@ class FaultProxy:
         for sock in (client, upstream):
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            address = client.getpeername()
+        except OSError:  # the client left already; its pumps will find out
+            address = ("", 0)
         with self._changed:
             if self._stopping:
                 client.close()
                 upstream.close()
                 return
             number = next(self._numbers)
-            record = LinkRecord(number)
+            record = LinkRecord(number, client_address=address)
             link = _Link(number, client, upstream, record)
             for name, source, sink, kept in (
                 ("up", client, upstream, record.up),
