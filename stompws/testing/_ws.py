@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import http
+import inspect
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -171,8 +173,13 @@ class WsListener:
     def discard(self) -> None:
         """Release the listening socket of a listener that was never started."""
         server = self._server
-        for sock in (server.socket, server.shutdown_watcher, server.shutdown_notifier):
-            sock.close()
+        server.socket.close()
+        for end in (server.shutdown_watcher, server.shutdown_notifier):
+            # A socket pair in websockets 17, a pipe's descriptors in 16 (Python 3.10).
+            if isinstance(end, int):
+                os.close(end)
+            else:
+                end.close()
 
     def begin_shutdown(self) -> None:
         """Stop accepting; open connections get a close (1001) from the server.
@@ -181,9 +188,14 @@ class WsListener:
         own thread, which ``join`` waits for with one.
         """
         if self._shutdown_thread is None:
+            # websockets 17 takes the close code; 16, the last for Python 3.10, closes with
+            # 1001 and takes no arguments (passing them killed this thread, and stop() then
+            # waited out its whole timeout for every broker).
+            takes_code = "code" in inspect.signature(type(self._server).shutdown).parameters
+            closing = {"code": 1001, "reason": "broker stopping"} if takes_code else {}
             self._shutdown_thread = threading.Thread(
                 target=self._server.shutdown,
-                kwargs={"code": 1001, "reason": "broker stopping"},
+                kwargs=closing,
                 name="stompws-testbroker-ws-shutdown",
                 daemon=True,
             )

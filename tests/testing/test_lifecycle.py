@@ -185,3 +185,25 @@ def test_disconnect_gets_its_receipt_then_a_close(url: str, raw: Raw) -> None:
     peer.send_frame("DISCONNECT", {"receipt": "bye"})
     assert peer.expect("RECEIPT").headers["receipt-id"] == "bye"
     assert peer.closed()
+
+
+def test_stop_is_quick_with_websockets_16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """websockets 16 (the last for Python 3.10) has ``Server.shutdown()`` without the close
+    code. Passing it one killed the shutdown thread: every stop() then waited its whole
+    timeout and left the accept thread running (the "hang" of the suite on Python 3.10)."""
+    from websockets.sync.server import Server
+
+    original = Server.shutdown
+
+    def shutdown_of_websockets_16(self: Server) -> None:
+        original(self)
+
+    monkeypatch.setattr(Server, "shutdown", shutdown_of_websockets_16)
+    broker = Broker().start()
+    with stompws.Client(broker.ws_url, heartbeats=(0, 0)) as client:
+        assert client.is_connected
+    before = {t for t in threading.enumerate() if t.name.startswith("stompws-testbroker-ws")}
+    started = time.monotonic()
+    broker.stop(timeout=5.0)
+    assert time.monotonic() - started < 2.0, "stop() waited for a shutdown that never came"
+    assert not [t.name for t in before if t.is_alive()]
