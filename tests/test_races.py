@@ -479,7 +479,9 @@ def test_unsubscribe_racing_delivery_stops_callbacks_when_it_returns(
         while not stop.is_set() and number < 100_000:
             # Bodies of growing size: a message cut short would show.
             conn.message("/queue/race", race_id, f"{number}:" + "x" * (number % 300))
-            sent.append(number)
+            with condition:
+                sent.append(number)
+                condition.notify_all()
             number += 1
 
     flooding = harness.background(flood, "flood")
@@ -489,6 +491,9 @@ def test_unsubscribe_racing_delivery_stops_callbacks_when_it_returns(
         unsubscribed = True
         before = len(delivered)
     conn.wait_until(lambda: conn.count("UNSUBSCRIBE", id=race_id) == 1, "UNSUBSCRIBE")
+    # Messages the broker sent after the UNSUBSCRIBE left, as a broker may before reading it.
+    after = len(sent) + 20
+    wait_until(condition, lambda: True if len(sent) >= after else None, "more messages", 5.0)
     stop.set()
     flooding.result(5.0)
     conn.message("/queue/sentinel", sentinel_id, "end")
@@ -500,7 +505,53 @@ def test_unsubscribe_racing_delivery_stops_callbacks_when_it_returns(
     assert len(got) == before
     expected = [f"{n}:".encode() + b"x" * (n % 300) for n in range(len(got))]
     assert got == expected  # in order, none missing, none cut short
-    assert len(sent) > len(got)  # the peer kept sending after the unsubscribe
     assert not race.active
     assert client.subscriptions == [client.subscriptions[0]]
     assert client.subscriptions[0].destination == "/queue/sentinel"
+
+
+# Red before the fix: unsubscribe() returned as soon as UNSUBSCRIBE was written, while the
+# reader was inside the callback (and a message looked up just before could still start a
+# callback after the return: the race the test above loops on).
+@ends_clean
+def test_unsubscribe_waits_for_a_callback_under_way(harness: Harness) -> None:
+    peer = harness.peer("tcp")
+    client = harness.client(peer)
+    condition = threading.Condition()
+    order: list[str] = []
+    entered = threading.Event()
+    release = threading.Event()
+
+    def record(what: str) -> None:
+        with condition:
+            order.append(what)
+            condition.notify_all()
+
+    def on_message(frame: Frame) -> None:
+        entered.set()
+        record(f"callback {frame.body.decode()} released {release.wait(5.0)}")
+
+    conn = harness.connect(peer, client)
+    subscription = client.subscribe("/queue/a", callback=on_message)
+    client.subscribe("/queue/sentinel", callback=lambda frame: record("sentinel"))
+    sub_id = _subscribed(conn, "/queue/a")
+    sentinel_id = _subscribed(conn, "/queue/sentinel")
+    conn.message("/queue/a", sub_id, "1")
+    conn.message("/queue/a", sub_id, "2")  # read after the unsubscribe: never handed over
+    try:
+        assert entered.wait(2.0)
+
+        def unsubscribe() -> None:
+            subscription.unsubscribe()
+            record("unsubscribe returned")
+
+        task = harness.background(unsubscribe, "unsubscribe")
+        conn.wait_until(lambda: conn.count("UNSUBSCRIBE", id=sub_id) == 1, "UNSUBSCRIBE")
+        # On the wire already, and still waiting for the callback.
+        assert not task.done(0.3), order
+    finally:
+        release.set()
+    task.result(2.0)
+    conn.message("/queue/sentinel", sentinel_id, "end")
+    wait_until(condition, lambda: True if "sentinel" in order else None, "the sentinel", 2.0)
+    assert order == ["callback 1 released True", "unsubscribe returned", "sentinel"]
