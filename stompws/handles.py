@@ -182,7 +182,9 @@ class Subscription:
         self._end: BaseException | None = None  # why no more messages will come
         # Held by the reader while it hands a message over (callback or buffer), so that
         # unsubscribe() can wait for a hand-over under way: none starts after it returned.
-        self.handing_over = threading.Lock()
+        # Re-entrant: the reader unsubscribing from inside the callback does not wait on
+        # itself.
+        self.handing_over = threading.RLock()
         self._failed = False  # the end is a failure, not unsubscribe()/disconnect()
 
     def __repr__(self) -> str:
@@ -278,7 +280,7 @@ class Subscription:
 
     def _wait_for_hand_over(self, timeout: float) -> None:
         """Wait (at most ``timeout``) until a message being handed over has been; call after
-        ``_close``, and not from the reader (which holds the lock while handing over)."""
+        ``_close``. From the reader itself (inside the callback) it returns at once."""
         if self.handing_over.acquire(timeout=timeout):
             self.handing_over.release()
             return

@@ -233,18 +233,22 @@ def test_tls_silent_peer_is_detected(harness: Harness, transport: TransportName)
     client = harness.client(peer, heartbeats=(0, 200))
     events = Events()
     client.add_listener(events)
-    conn = harness.connect(peer, client, heartbeat="200,0")
-    connected_at = time.monotonic()
-    # 2 × 200 ms + 50 ms after CONNECTED arrived (before connect() returned).
+    connecting = harness.background(client.connect, "connect")
+    conn = peer.accept()
+    conn.expect("CONNECT")
+    answered_at = time.monotonic()  # before CONNECTED is written: the silence starts later
+    conn.connected(heartbeat="200,0")
+    connecting.result(2.0)
+    # Dead after 2 × 200 ms + 50 ms of silence from CONNECTED's arrival.
     (reason,) = events.wait_for("disconnected", timeout=5.0)
-    elapsed = time.monotonic() - connected_at
+    elapsed = time.monotonic() - answered_at
     assert isinstance(reason, stompws.HeartbeatTimeout), reason
     names = events.names()
     assert names.count("heartbeat_timeout") == 1, names
     assert names.index("heartbeat_timeout") < names.index("disconnected"), names
-    # Not before the tolerance (less a margin for connect()'s own return), and not much
-    # later than it: a check that is never made would take the whole 5 s.
-    assert 0.25 < elapsed < 3.0, elapsed
+    # Not before the tolerance, and not much later than it: a check that is never made
+    # would take the whole 5 s.
+    assert 0.4 < elapsed < 3.0, elapsed
     assert conn.wait_closed(2.0), conn.describe()
     assert not client.is_connected
 
@@ -254,8 +258,12 @@ def test_tls_silent_peer_is_detected(harness: Harness, transport: TransportName)
 def test_tls_client_sends_its_heartbeats(harness: Harness, transport: TransportName) -> None:
     peer = harness.peer(transport)
     client = harness.client(peer, heartbeats=(100, 0))
-    conn = harness.connect(peer, client, heartbeat="0,100")
-    started = time.monotonic()
+    connecting = harness.background(client.connect, "connect")
+    conn = peer.accept()
+    conn.expect("CONNECT")
+    started = time.monotonic()  # no heart-beat is due before CONNECTED says at what rate
+    conn.connected(heartbeat="0,100")
+    connecting.result(2.0)
     beats = 0
     while beats < 10:
         item = conn.next_item(timeout=2.0)
@@ -555,3 +563,38 @@ def test_unsubscribe_waits_for_a_callback_under_way(harness: Harness) -> None:
     conn.message("/queue/sentinel", sentinel_id, "end")
     wait_until(condition, lambda: True if "sentinel" in order else None, "the sentinel", 2.0)
     assert order == ["callback 1 released True", "unsubscribe returned", "sentinel"]
+
+
+@ends_clean
+def test_unsubscribe_from_its_own_callback_returns_at_once(harness: Harness) -> None:
+    peer = harness.peer("tcp")
+    client = harness.client(peer)
+    events = Events()
+    client.add_listener(events)
+    condition = threading.Condition()
+    order: list[str] = []
+    subscriptions: list[stompws.Subscription] = []
+
+    def record(what: str) -> None:
+        with condition:
+            order.append(what)
+            condition.notify_all()
+
+    def on_message(frame: Frame) -> None:
+        record(f"callback {frame.body.decode()}")
+        subscriptions[0].unsubscribe()  # on the reader, inside this very callback
+        record("unsubscribed")
+
+    conn = harness.connect(peer, client)
+    subscriptions.append(client.subscribe("/queue/a", callback=on_message))
+    client.subscribe("/queue/sentinel", callback=lambda frame: record("sentinel"))
+    sub_id = _subscribed(conn, "/queue/a")
+    sentinel_id = _subscribed(conn, "/queue/sentinel")
+    conn.message("/queue/a", sub_id, "1")
+    conn.message("/queue/a", sub_id, "2")
+    conn.message("/queue/sentinel", sentinel_id, "end")
+    wait_until(condition, lambda: True if "sentinel" in order else None, "the sentinel", 2.0)
+    assert order == ["callback 1", "unsubscribed", "sentinel"]
+    assert conn.count("UNSUBSCRIBE", id=sub_id) == 1
+    assert not subscriptions[0].active
+    assert len(events.values("message")) == 3  # listeners see every MESSAGE frame
