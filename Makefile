@@ -57,7 +57,15 @@ STRESS_TESTS += \
 	tests/test_core_defects.py::test_disconnect_during_connect_wins \
 	tests/test_core_defects.py::test_disconnect_from_on_connected_wins \
 	tests/test_core_defects.py::test_subscribe_in_on_connected_after_reconnect \
-	tests/test_core_defects.py::test_disconnect_is_bounded_while_a_send_is_blocked
+	tests/test_core_defects.py::test_disconnect_is_bounded_while_a_send_is_blocked \
+	tests/test_races.py::test_tls_heartbeats_on_time_keep_the_client_alive \
+	tests/test_races.py::test_tls_silent_peer_is_detected \
+	tests/test_races.py::test_tls_client_sends_its_heartbeats \
+	tests/test_races.py::test_reconnect_fails_over_to_the_next_url \
+	tests/test_races.py::test_send_racing_connect_is_never_early_nor_lost \
+	tests/test_races.py::test_unsubscribe_racing_delivery_stops_callbacks_when_it_returns \
+	tests/test_races.py::test_unsubscribe_waits_for_a_callback_under_way \
+	tests/test_races.py::test_unsubscribe_from_its_own_callback_returns_at_once
 STRESS_BROKER_TESTS += \
 	tests/integration/test_heartbeats.py \
 	tests/faults/test_slow_links.py::test_receipts_arrive_through_latency_and_receipt_timeout_holds

@@ -589,10 +589,13 @@ class Client:
             if not listeners.handle_message():
                 self._unmatched(frame)
             return
-        if subscription.callback is not None:
-            isolated(subscription.callback, frame, listeners)
-        else:
-            subscription._deliver(frame, connection)
+        with subscription.handing_over:
+            if not subscription.active:
+                return  # unsubscribe() ran since the lookup above, and has returned or waits
+            if subscription.callback is not None:
+                isolated(subscription.callback, frame, listeners)
+            else:
+                subscription._deliver(frame, connection)
 
     def _unmatched(self, frame: Frame) -> None:
         # Nobody receives a message for a subscription this client did not make (a RabbitMQ
@@ -928,7 +931,13 @@ class Client:
         headers: Headers | None = None,
     ) -> Receipt | None:
         """Stop a subscription (given as the object or its id). ``headers`` for broker
-        extensions: RabbitMQ deletes a durable subscription on ``durable:true``."""
+        extensions: RabbitMQ deletes a durable subscription on ``durable:true``.
+
+        Once it returns, the subscription's callback is not called any more (a call under
+        way on the reader thread is waited for, at most ``receipt_timeout``, unless this
+        runs on the reader thread itself) and its buffer gets nothing more. Messages the
+        broker sent before it read the UNSUBSCRIBE still reach listeners' ``on_message``,
+        which sees every MESSAGE frame."""
         sub_id = subscription if isinstance(subscription, str) else subscription.id
         ended: list[Subscription] = []
 
@@ -942,6 +951,10 @@ class Client:
         result = self._perform(build)
         for found in ended:
             found._close(NotConnected(f"subscription {sub_id} was unsubscribed"), failed=False)
+            if not self._on_client_thread():
+                # A callback under way ends before this returns: none runs afterwards.
+                # (The reader is never inside another callback while it calls this one.)
+                found._wait_for_hand_over(self.receipt_timeout)
         return result
 
     def ack(

@@ -238,6 +238,11 @@ class Subscription:
         self._buffered_bytes = 0
         self._condition = threading.Condition()
         self._end: BaseException | None = None  # why no more messages will come
+        # Held by the reader while it hands a message over (callback or buffer), so that
+        # unsubscribe() can wait for a hand-over under way: none starts after it returned.
+        # Re-entrant: the reader unsubscribing from inside the callback does not wait on
+        # itself.
+        self.handing_over = threading.RLock()
         self._failed = False  # the end is a failure, not unsubscribe()/disconnect()
 
     def __repr__(self) -> str:
@@ -329,6 +334,19 @@ class Subscription:
         return (
             len(self._buffer) >= self.max_buffered
             or self._buffered_bytes + incoming > self.max_buffered_bytes
+        )
+
+    def _wait_for_hand_over(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) until a message being handed over has been; call after
+        ``_close``. From the reader itself (inside the callback) it returns at once."""
+        if self.handing_over.acquire(timeout=timeout):
+            self.handing_over.release()
+            return
+        logger.warning(
+            "subscription %s (%s): its callback was still running %g s after unsubscribe()",
+            self.id,
+            self.destination,
+            timeout,
         )
 
     def _close(self, error: StompError, *, failed: bool) -> None:

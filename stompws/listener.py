@@ -94,8 +94,17 @@ class Listeners:
         return any(type(item).on_message is not Listener.on_message for item in self._listeners)
 
     def call(self, event: str, *args: Any) -> None:
-        """Call ``event`` on every listener; one that raises does not stop the others."""
-        for listener in self._listeners:
+        """Call ``event`` on every listener; one that raises does not stop the others.
+
+        A listener removed during this call by a listener (the same thread) is not called
+        from then on, even for this event; from another thread, a removal takes effect at the
+        next listener of a dispatch under way. A listener added during this call hears the
+        next event."""
+        snapshot = self._listeners
+        for listener in snapshot:
+            current = self._listeners
+            if current is not snapshot and not any(item is listener for item in current):
+                continue
             try:
                 getattr(listener, event)(*args)
             except Exception as error:
