@@ -65,7 +65,9 @@ STRESS_TESTS += \
 	tests/test_races.py::test_send_racing_connect_is_never_early_nor_lost \
 	tests/test_races.py::test_unsubscribe_racing_delivery_stops_callbacks_when_it_returns \
 	tests/test_races.py::test_unsubscribe_waits_for_a_callback_under_way \
-	tests/test_races.py::test_unsubscribe_from_its_own_callback_returns_at_once
+	tests/test_races.py::test_unsubscribe_from_its_own_callback_returns_at_once \
+	tests/test_core_defects.py::test_receipt_in_doubt_stands_once_a_later_frame_is_answered \
+	tests/test_core_defects.py::test_receipt_after_an_unnamed_error_then_a_close_is_that_error
 STRESS_BROKER_TESTS += \
 	tests/integration/test_heartbeats.py \
 	tests/faults/test_slow_links.py::test_receipts_arrive_through_latency_and_receipt_timeout_holds
