@@ -20,7 +20,7 @@ from stompws import (
 )
 
 from .fakes import Peer, fake_broker
-from .test_client import Recorder
+from .support.recording import Recorder
 
 
 def test_backoff_grows_to_the_maximum_and_stops_after_attempts() -> None:

@@ -25,8 +25,10 @@ import pytest
 import stompws
 from stompws import Reconnect, StompError
 
+from ..support.recording import Recorder
+from ..waiting import wait_until
 from .conftest import ClientFactory
-from .support import BROKERS, WAIT, Broker, Recorder, new_queue, wait_until
+from .support import BROKERS, WAIT, Broker, new_queue
 
 pytestmark = pytest.mark.brokers
 
@@ -144,8 +146,8 @@ def test_rabbitmq_restart_in_the_middle_of_a_stream(
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
         with stream.condition:
             confirmed_at_restart = len(stream.confirmed)
-        consumer_back = consumer_events.wait_for("connected", 2, timeout=30)[1].at
-        producer_back = producer_events.wait_for("connected", 2, timeout=30)[1].at
+        consumer_back = consumer_events.wait_for_events("connected", 2, timeout=30)[1].at
+        producer_back = producer_events.wait_for_events("connected", 2, timeout=30)[1].at
         stream.wait(
             lambda: len(stream.confirmed) >= confirmed_at_restart + AFTER,
             f"{AFTER} confirmed messages after the restart",
