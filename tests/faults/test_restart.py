@@ -9,6 +9,9 @@ connected again, and the test prints reconnects, counts, duplicates and recovery
 
 The consumer runs without heart-beats: RabbitMQ 3.10's Web STOMP heart-beat monitor can
 crash a busy connection (DESIGN.md); the restart closes the connections anyway.
+
+Isolated: the restart drops every other test's connection to RabbitMQ, so `make test` runs
+it in a pytest run of its own after the rest.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ..waiting import wait_until
 from .conftest import ClientFactory
 from .support import BROKERS, WAIT, Broker, new_queue
 
-pytestmark = pytest.mark.brokers
+pytestmark = [pytest.mark.brokers, pytest.mark.isolated]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "brokers" / "rabbitmq.sh"
 SCRIPT_TIMEOUT = 120.0
