@@ -71,6 +71,8 @@ class Peer:
                 return item
 
     def send(self, data: bytes) -> None:
+        """Raises OSError once the client has ended its side (ScriptedPeer then ends ours):
+        scripts that beat until the client goes stop on it."""
         self.connection.send_raw(data)
 
     def send_frame(self, command: str, headers: dict[str, str], body: bytes = b"") -> None:
