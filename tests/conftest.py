@@ -13,6 +13,10 @@ from .support.busy import (  # noqa: F401  (hooks: pytest finds them by name)
 )
 from .support.ci import in_ci, is_structural
 
+# The fixtures the package ships for its users' tests, used by its own: stomp_broker and
+# stomp_broker_factory (tests/support/embedded.py says when a suite shares one instead).
+pytest_plugins = ["stompws.testing.pytest_plugin"]
+
 
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:

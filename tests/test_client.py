@@ -27,6 +27,7 @@ from stompws import (
 )
 
 from .fakes import Peer, fake_broker, free_port
+from .support.recording import Recorder
 from .waiting import wait_until
 
 
@@ -34,44 +35,6 @@ def client_for(url: str, **options: object) -> stompws.Client:
     options.setdefault("heartbeats", (0, 0))
     options.setdefault("connect_timeout", 5.0)
     return stompws.Client(url, login="u", passcode="secret-pass", **options)  # type: ignore[arg-type]
-
-
-class Recorder(Listener):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, object]] = []
-        self.lock = threading.Lock()
-
-    def _add(self, name: str, value: object = None) -> None:
-        with self.lock:
-            self.events.append((name, value))
-
-    def names(self) -> list[str]:
-        with self.lock:
-            return [name for name, _ in self.events]
-
-    def on_connecting(self, url: str) -> None:
-        self._add("connecting", url)
-
-    def on_connected(self, frame: Frame) -> None:
-        self._add("connected", frame)
-
-    def on_message(self, frame: Frame) -> None:
-        self._add("message", frame)
-
-    def on_error(self, frame: Frame) -> None:
-        self._add("error", frame)
-
-    def on_heartbeat(self) -> None:
-        self._add("heartbeat")
-
-    def on_heartbeat_timeout(self) -> None:
-        self._add("heartbeat_timeout")
-
-    def on_disconnected(self, reason: BaseException | None) -> None:
-        self._add("disconnected", reason)
-
-    def on_listener_error(self, exc: BaseException, event: str) -> None:
-        self._add("listener_error", (exc, event))
 
 
 # -- connecting ---------------------------------------------------------------------------
@@ -214,7 +177,7 @@ def test_disconnect_on_a_frozen_peer_returns_in_time() -> None:
         assert time.monotonic() - started < 2.0
         release.set()
     assert recorder.names().count("disconnected") == 1
-    assert recorder.events[-1] == ("disconnected", None)
+    assert (recorder.events[-1].name, recorder.events[-1].value) == ("disconnected", None)
 
 
 def test_disconnect_twice_and_before_connect_do_nothing() -> None:
@@ -276,7 +239,7 @@ def test_raising_listener_is_isolated_and_reported() -> None:
         client.connect()
         client.subscribe("/q", callback=lambda frame: None)
         assert [m.text for m in waiting.wait_for_messages(2, timeout=5)] == ["m1", "m2"]
-        errors = [value for name, value in recorder.events if name == "listener_error"]
+        errors = recorder.of("listener_error")
         assert [(str(exc), event) for exc, event in errors] == [  # type: ignore[misc]
             ("boom m1", "on_message"),
             ("boom m2", "on_message"),
@@ -301,8 +264,8 @@ def test_malformed_frame_after_good_ones_keeps_them() -> None:
         assert [subscription.get(5).text, subscription.get(5).text] == ["m1", "m2"]
         with pytest.raises(ProtocolError, match="invalid command"):
             subscription.get(5)
-        reason = recorder.events[-1]
-        assert reason[0] == "disconnected" and isinstance(reason[1], ProtocolError)
+        last = recorder.events[-1]
+        assert last.name == "disconnected" and isinstance(last.value, ProtocolError)
         assert client.state is ClientState.DISCONNECTED
         client.disconnect()
 
@@ -327,7 +290,7 @@ def test_unnamed_error_then_close_fails_the_receipt_as_a_loss_caused_by_the_erro
         assert not isinstance(raised.value, BrokerError)
         assert isinstance(raised.value.__cause__, BrokerError)
         assert recorder.names()[-2:] == ["error", "disconnected"]
-        assert isinstance(recorder.events[-1][1], BrokerError)
+        assert isinstance(recorder.events[-1].value, BrokerError)
         client.disconnect()
 
 

@@ -24,6 +24,7 @@ from stompws import Frame
 from stompws.client import ERROR_ANSWER_WINDOW
 
 from .support.peer import PeerConnection, ScriptedPeer, TransportName, frame_bytes
+from .support.recording import Recorder
 
 T = TypeVar("T")
 
@@ -154,50 +155,6 @@ def harness() -> Iterator[Harness]:
         yield h
     finally:
         h.close()
-
-
-class Recorder(stompws.Listener):
-    """Records listener calls; ``wait_for`` waits for one."""
-
-    def __init__(self) -> None:
-        self.condition = threading.Condition()
-        self.events: list[tuple[str, Any]] = []
-
-    def _record(self, name: str, value: Any) -> None:
-        with self.condition:
-            self.events.append((name, value))
-            self.condition.notify_all()
-
-    def on_connected(self, frame: Frame) -> None:
-        self._record("connected", frame)
-
-    def on_message(self, frame: Frame) -> None:
-        self._record("message", frame)
-
-    def on_error(self, frame: Frame) -> None:
-        self._record("error", frame)
-
-    def on_receipt(self, frame: Frame) -> None:
-        self._record("receipt", frame)
-
-    def on_disconnected(self, reason: BaseException | None) -> None:
-        self._record("disconnected", reason)
-
-    def values(self, name: str) -> list[Any]:
-        with self.condition:
-            return [value for event, value in self.events if event == name]
-
-    def wait_for(self, name: str, count: int = 1, timeout: float = 2.0) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        with self.condition:
-            while len(found := [v for e, v in self.events if e == name]) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"{count} x on_{name} expected within {timeout:g} s; heard {self.events}"
-                    )
-                self.condition.wait(remaining)
-            return found
 
 
 def client_threads() -> list[threading.Thread]:
@@ -589,7 +546,7 @@ def test_messages_before_a_malformed_frame_are_delivered(
     conn.send_raw(one + two + MALFORMED[bad])  # one write, one WebSocket message
     [reason] = recorder.wait_for("disconnected")
     assert isinstance(reason, stompws.ProtocolError), f"{reason!r}; {conn.describe()}"
-    heard = [frame.body for frame in recorder.values("message")]
+    heard = [frame.body for frame in recorder.of("message")]
     assert heard == [b"one", b"two"], f"on_message heard {heard}; {conn.describe()}"
     received = []
     with contextlib.suppress(stompws.StompError):
@@ -1026,11 +983,11 @@ def test_suspect_e_base_exception_in_a_listener_is_no_clean_disconnect(
     )
     deadline = time.monotonic() + 2.0
     with recorder.condition:
-        while not (recorder.values("disconnected") or len(recorder.values("message")) >= 2):
+        while not (recorder.of("disconnected") or len(recorder.of("message")) >= 2):
             remaining = deadline - time.monotonic()
             assert remaining > 0, f"neither delivered nor ended: {recorder.events}"
             recorder.condition.wait(remaining)
-    ended = recorder.values("disconnected")
+    ended = recorder.of("disconnected")
     assert None not in ended, f"a listener's {error.__name__} was reported as a clean end"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -20,7 +21,7 @@ from stompws import (
 )
 
 from .fakes import Peer, fake_broker
-from .test_client import Recorder
+from .support.recording import Recorder
 
 
 def test_backoff_grows_to_the_maximum_and_stops_after_attempts() -> None:
@@ -107,7 +108,9 @@ def serve(sessions: Sessions, peer: Peer) -> None:
 
 def refuse(sessions: Sessions, peer: Peer) -> None:
     peer.frame()
-    peer.send_frame("ERROR", {"message": "not now"})
+    # The client may have given up on this attempt already (connect_timeout, disconnect()).
+    with contextlib.suppress(OSError):
+        peer.send_frame("ERROR", {"message": "not now"})
 
 
 def fast(attempts: int | None = None) -> Reconnect:

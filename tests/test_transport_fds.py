@@ -1,4 +1,7 @@
-"""readable_now() on a socket whose descriptor is above 1023, where select() refuses to go."""
+"""readable_now() on a socket whose descriptor is above 1023, where select() refuses to go.
+
+Process state: it raises the process's descriptor limit and fills the descriptor table
+below 1024 for the test's duration (both put back after it)."""
 
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ def _wait_readable(transport: Transport, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.process_state
 @pytest.mark.usefixtures("many_open_files")
 def test_readable_now_above_fd_1023() -> None:
     listener = socket.create_server(("127.0.0.1", 0))

@@ -19,6 +19,7 @@ from stompws.testing import Broker as EmbeddedBroker
 
 from ..support import brokers as real
 from ..support.ci import need
+from ..support.embedded import package_broker
 from .proxy import FaultProxy
 from .support import BROKERS, LOGIN, PASSCODE, Broker
 
@@ -53,17 +54,13 @@ def require(_probed: dict[str, str | None]) -> Callable[[Broker], Broker]:
 EMBEDDED = ("embedded-tcp", "embedded-ws")
 
 
-@pytest.fixture(scope="package")
-def embedded_broker() -> Iterator[EmbeddedBroker]:
-    """The project's own broker behind the same proxy: the fault tests without anything
-    outside this process (stopped after these tests, so that the embedded broker's own
-    tests see none of its threads).
-
-    Its heart-beat tolerance is 4, not 2: it counts the client's silence from its own
-    CONNECTED, so a proxy's latency delays the client's first beat by a whole round trip
-    (real brokers allow more: RabbitMQ 3 intervals, ActiveMQ its own schedule)."""
-    with EmbeddedBroker(users={LOGIN: PASSCODE}, heartbeat_tolerance=4.0) as running:
-        yield running
+# The project's own broker behind the same proxy: the fault tests without anything outside
+# this process. Its heart-beat tolerance is 4, not 2: it counts the client's silence from its
+# own CONNECTED, so a proxy's latency delays the client's first beat by a whole round trip
+# (real brokers allow more: RabbitMQ 3 intervals, ActiveMQ its own schedule).
+embedded_broker = package_broker(
+    "embedded_broker", users={LOGIN: PASSCODE}, heartbeat_tolerance=4.0
+)
 
 
 def _embedded(name: str, running: EmbeddedBroker) -> Broker:

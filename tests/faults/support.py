@@ -1,21 +1,18 @@
-"""What the fault-injection tests share besides fixtures: brokers, a timed event recorder,
-and a check of the listener calls around connection attempts."""
+"""What the fault-injection tests share besides fixtures: brokers and a check of the
+listener calls around connection attempts (the recorder is tests/support/recording.py)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import stompws
 
 from ..support import brokers as real
-from ..waiting import wait_until
+from ..support.recording import WAIT as WAIT  # the tests' one bound, re-exported
 
 LOGIN = "guest"
 PASSCODE = "guest"
-WAIT = 10.0  # seconds for anything that should happen: a failure, never a slow pass
 
 
 @dataclass(frozen=True)
@@ -53,70 +50,6 @@ def receive_interval(connected: stompws.Frame, cy: int) -> float:
     return max(sx, cy) / 1000
 
 
-@dataclass(frozen=True)
-class Event:
-    name: str  # "connecting", "connected", "disconnected", "heartbeat_timeout", ...
-    value: object
-    at: float  # time.monotonic()
-    thread: str
-
-
-class Recorder(stompws.Listener):
-    """Records the life-cycle events, timed, in order; any thread can wait for them."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.condition = threading.Condition()
-
-    def _add(self, name: str, value: object = None) -> None:
-        event = Event(name, value, time.monotonic(), threading.current_thread().name)
-        with self.condition:
-            self.events.append(event)
-            self.condition.notify_all()
-
-    def of(self, name: str) -> list[Event]:
-        with self.condition:
-            return [event for event in self.events if event.name == name]
-
-    def names(self) -> list[str]:
-        with self.condition:
-            return [event.name for event in self.events if event.name != "heartbeat"]
-
-    def wait_for(self, name: str, count: int = 1, timeout: float = WAIT) -> list[Event]:
-        """The events called ``name`` once there are at least ``count`` of them."""
-        try:
-            return wait_until(
-                self.condition,
-                lambda: found if len(found := self.of(name)) >= count else None,
-                f"{count} × {name}",
-                timeout,
-            )
-        except AssertionError as error:
-            # The events at the end of the wait, not at its start: they say what came instead.
-            raise AssertionError(f"{error} (events: {self.names()})") from None
-
-    def on_connecting(self, url: str) -> None:
-        self._add("connecting", url)
-
-    def on_connected(self, frame: stompws.Frame) -> None:
-        self._add("connected", frame)
-
-    def on_heartbeat(self) -> None:
-        self._add("heartbeat")
-
-    def on_heartbeat_timeout(self) -> None:
-        self._add("heartbeat_timeout")
-
-    def on_disconnected(self, reason: BaseException | None) -> None:
-        self._add("disconnected", reason)
-
-    def on_error(self, frame: stompws.Frame) -> None:
-        self._add("error", frame)
-
-    def on_listener_error(self, exc: BaseException, event: str) -> None:
-        self._add("listener_error", (exc, event))
-
-
 def check_attempts(names: Sequence[str]) -> tuple[int, int]:
     """Check that every connect attempt got ``on_connecting`` and then exactly one of
     ``on_connected`` or ``on_disconnected`` (a failed attempt), and every connection that
@@ -146,36 +79,6 @@ def check_attempts(names: Sequence[str]) -> tuple[int, int]:
             state = "idle"
     assert state == "idle", f"the last connection has no on_disconnected: {list(names)}"
     return attempts, established
-
-
-class Collector:
-    """A subscription callback that keeps the message bodies and can wait for them;
-    ``hook(frame)``, when given, runs first (on the reader thread)."""
-
-    def __init__(self, hook: Callable[[stompws.Frame], None] | None = None) -> None:
-        self.frames: list[stompws.Frame] = []
-        self.condition = threading.Condition()
-        self._hook = hook
-
-    def __call__(self, frame: stompws.Frame) -> None:
-        if self._hook is not None:
-            self._hook(frame)
-        with self.condition:
-            self.frames.append(frame)
-            self.condition.notify_all()
-
-    @property
-    def texts(self) -> list[str]:
-        with self.condition:
-            return [frame.text for frame in self.frames]
-
-    def wait_for(self, count: int, timeout: float = WAIT) -> list[str]:
-        return wait_until(
-            self.condition,
-            lambda: texts if len(texts := self.texts) >= count else None,
-            f"{count} messages (got {self.texts})",
-            timeout,
-        )
 
 
 def safe_tolerance(broker: Broker) -> float:

@@ -8,8 +8,9 @@ import time
 from stompws import HeartbeatTimeout
 
 from ..fakes import Peer, fake_broker
+from ..support.recording import Recorder
 from .conftest import ClientFactory, ProxyFactory
-from .support import Broker, Recorder, receive_interval
+from .support import Broker, receive_interval
 
 INTERVAL = 0.5
 STEADY = 0.25  # the beat period of the steady fake peer (s)
@@ -48,7 +49,7 @@ def test_first_heartbeat_two_intervals_after_connected_is_no_loss(
         # Until the second beat (3 intervals in): it comes after the moment the false timeout
         # would strike, and a connection declared dead would not hear it.
         recorder.wait_for("heartbeat", 2)
-        reasons = [event.value for event in recorder.of("disconnected")]
+        reasons = recorder.of("disconnected")
         connected = client.is_connected
         client.disconnect(timeout=2.0)
     assert (reasons, connected) == ([], True), (
@@ -80,8 +81,8 @@ def test_freeze_between_a_fake_peer_and_the_client_is_detected(
         recorder.wait_for("heartbeat", 3)
         frozen_at = time.monotonic()
         proxy.freeze()
-        detected = recorder.wait_for("heartbeat_timeout")[0].at - frozen_at
-        reason = recorder.wait_for("disconnected")[0].value
+        detected = recorder.wait_for_events("heartbeat_timeout")[0].at - frozen_at
+        reason = recorder.wait_for("disconnected")[0]
         client.disconnect(timeout=1.0)
         proxy.cut()
         proxy.unfreeze()
@@ -144,7 +145,7 @@ def test_two_intervals_of_silence_after_a_receipt_is_no_loss(
             # Until the second beat after the RECEIPT (3 intervals after it): it comes after
             # the moment the false timeout would strike; a dead connection would not hear it.
             recorder.wait_for("heartbeat", 3)
-            reasons = [event.value for event in recorder.of("disconnected")]
+            reasons = recorder.of("disconnected")
             connected = client.is_connected
             client.disconnect(timeout=2.0)
         silence = sent["beat"] - sent["receipt"] if "beat" in sent else float("inf")

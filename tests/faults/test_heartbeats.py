@@ -21,14 +21,13 @@ import pytest
 import stompws
 from stompws import ClientState, HeartbeatTimeout, NotConnected
 
+from ..support.recording import Collector, Recorder
 from .conftest import ClientFactory, ProxyFactory
 from .proxy import FaultProxy
 from .support import (
     BROKERS,
     WAIT,
     Broker,
-    Collector,
-    Recorder,
     check_attempts,
     new_queue,
     receive_interval,
@@ -66,8 +65,8 @@ def _trial(
     frozen_at = time.monotonic()
     proxy.freeze()
     try:
-        timed_out = recorder.wait_for("heartbeat_timeout", timeout=bound + WAIT)[0]
-        disconnected = recorder.wait_for("disconnected", timeout=WAIT)[0]
+        timed_out = recorder.wait_for_events("heartbeat_timeout", timeout=bound + WAIT)[0]
+        disconnected = recorder.wait_for_events("disconnected", timeout=WAIT)[0]
         assert isinstance(disconnected.value, HeartbeatTimeout), disconnected.value
         client.disconnect(timeout=2.0)
     finally:
@@ -162,7 +161,7 @@ def test_heartbeat_timeout_is_reported_once_and_fails_the_waiters(
     assert names.count("heartbeat_timeout") == 1
     assert names.count("disconnected") == 1
     assert check_attempts(names) == (1, 1)
-    assert isinstance(recorder.of("disconnected")[0].value, HeartbeatTimeout)
+    assert isinstance(recorder.of("disconnected")[0], HeartbeatTimeout)
     # on_heartbeat_timeout comes before on_disconnected
     assert names.index("heartbeat_timeout") < names.index("disconnected")
 
@@ -196,7 +195,8 @@ def test_listener_blocking_3_intervals_causes_no_false_timeout(
     # Only now more messages: while the listener blocked, only heart-beats came.
     producer.send(queue, "second")
     client.send(queue, "third")
-    assert sorted(collector.wait_for(3)) == ["first", "second", "third"]  # two senders
+    texts = [frame.text for frame in collector.wait_for(3)]
+    assert sorted(texts) == ["first", "second", "third"]  # two senders
     assert recorder.of("heartbeat_timeout") == []
     assert recorder.of("disconnected") == []
     assert client.is_connected
@@ -221,9 +221,9 @@ def test_no_false_timeout_before_the_first_beat(broker: Broker, make_client: Cli
         recorder.wait_for("heartbeat", timeout=3 * interval + WAIT)
     timeouts = sum(len(recorder.of("heartbeat_timeout")) for recorder in recorders)
     first_beats = [
-        round(beats[0].at - recorder.of("connected")[0].at, 3)
+        round(beats[0] - recorder.times_of("connected")[0], 3)
         for recorder in recorders
-        if (beats := recorder.of("heartbeat"))
+        if (beats := recorder.times_of("heartbeat"))
     ]
     assert timeouts == 0, (
         f"{timeouts} of {len(recorders)} live connections declared dead; first heart-beat "

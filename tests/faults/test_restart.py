@@ -9,6 +9,9 @@ connected again, and the test prints reconnects, counts, duplicates and recovery
 
 The consumer runs without heart-beats: RabbitMQ 3.10's Web STOMP heart-beat monitor can
 crash a busy connection (DESIGN.md); the restart closes the connections anyway.
+
+Isolated: the restart drops every other test's connection to RabbitMQ, so `make test` runs
+it in a pytest run of its own after the rest.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import pytest
 import stompws
 from stompws import Reconnect, StompError
 
+from ..support.recording import Recorder
+from ..waiting import wait_until
 from .conftest import ClientFactory
-from .support import BROKERS, WAIT, Broker, Recorder, new_queue, wait_until
+from .support import BROKERS, WAIT, Broker, new_queue
 
-pytestmark = pytest.mark.brokers
+pytestmark = [pytest.mark.brokers, pytest.mark.isolated]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "brokers" / "rabbitmq.sh"
 SCRIPT_TIMEOUT = 120.0
@@ -144,8 +149,8 @@ def test_rabbitmq_restart_in_the_middle_of_a_stream(
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
         with stream.condition:
             confirmed_at_restart = len(stream.confirmed)
-        consumer_back = consumer_events.wait_for("connected", 2, timeout=30)[1].at
-        producer_back = producer_events.wait_for("connected", 2, timeout=30)[1].at
+        consumer_back = consumer_events.wait_for_events("connected", 2, timeout=30)[1].at
+        producer_back = producer_events.wait_for_events("connected", 2, timeout=30)[1].at
         stream.wait(
             lambda: len(stream.confirmed) >= confirmed_at_restart + AFTER,
             f"{AFTER} confirmed messages after the restart",

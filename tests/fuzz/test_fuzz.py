@@ -9,7 +9,6 @@ normal end, no thread left, no hang).
 from __future__ import annotations
 
 import random
-import socket
 from pathlib import Path
 
 import pytest
@@ -63,12 +62,11 @@ def test_hostile_streams_through_a_client() -> None:
         def script(peer: Peer, stream: bytes = stream) -> None:
             peer.frame()  # CONNECT
             try:
-                peer.sock.sendall(stream)
-                peer.sock.shutdown(socket.SHUT_WR)
-                while peer.sock.recv(65536):
-                    pass
-            except OSError:
-                pass
+                peer.send(stream)
+            except OSError:  # the client already ended the connection
+                return
+            peer.connection.end_writing()
+            peer.connection.wait_closed(WAIT)  # the client's reaction, if any, is read
 
         with fake_broker(script) as broker:
             client = stompws.Client(broker.url, heartbeats=(0, 0), connect_timeout=WAIT)

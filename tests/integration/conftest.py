@@ -22,6 +22,7 @@ from stompws.testing import Broker as EmbeddedBroker
 
 from ..support import brokers as real
 from ..support.ci import need
+from ..support.embedded import package_broker
 from .support import (
     BROKERS,
     LOGIN,
@@ -41,12 +42,8 @@ def _probe(broker: Broker) -> str | None:
     return real.probe(broker.name, broker.host, broker.port)
 
 
-@pytest.fixture(scope="package")
-def embedded_broker() -> Iterator[EmbeddedBroker]:
-    """The project's own broker, on ports the system picks, for these tests (stopped
-    after them, so that the embedded broker's own tests see none of its threads)."""
-    with EmbeddedBroker(users={LOGIN: PASSCODE}) as broker:
-        yield broker
+# The project's own broker, one more in the parametrization of every test.
+embedded_broker = package_broker("embedded_broker", users={LOGIN: PASSCODE})
 
 
 @pytest.fixture(scope="package")

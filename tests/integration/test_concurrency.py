@@ -9,7 +9,7 @@ import pytest
 
 import stompws
 
-from .support import Collector
+from ..support.recording import Collector
 
 pytestmark = pytest.mark.brokers
 

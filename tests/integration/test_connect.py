@@ -13,8 +13,9 @@ import stompws
 
 from ..faults.proxy import FaultProxy
 from ..support.ports import refusing_port
+from ..support.recording import Recorder
 from .conftest import ClientFactory
-from .support import LOGIN, PASSCODE, WAIT, Recorder, Target
+from .support import LOGIN, PASSCODE, WAIT, Target
 
 pytestmark = pytest.mark.brokers
 
@@ -39,7 +40,7 @@ def test_connect_negotiates_exactly_the_offered_version(
     assert client.server.startswith(vendor[target.broker.vendor])
     assert client.session
     assert recorder.of("connected") == [frame]
-    assert recorder.threads[0].startswith("stompws-reader")
+    assert recorder.events_of("connected")[0].thread.startswith("stompws-reader")
 
 
 def test_bad_passcode_raises_broker_error_from_connect_at_once(

@@ -9,8 +9,9 @@ import pytest
 
 import stompws
 
+from ..support.recording import Recorder
 from .conftest import ClientFactory
-from .support import WAIT, Recorder, Target, targets
+from .support import WAIT, Target, targets
 
 pytestmark = pytest.mark.brokers
 
@@ -107,7 +108,7 @@ def test_rabbitmq_error_that_kills_the_channel(
             receipt.wait(WAIT)
         assert caught.value.__cause__ is reason
         # on_error came before on_disconnected
-        names = [name for name, _ in recorder.events]
+        names = recorder.names()
         assert names.index("error") < names.index("disconnected")
 
     assert not client.is_connected

@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
+from ..support.recording import Recorder
 from .conftest import ClientFactory
-from .support import Recorder, targets
+from .support import targets
 
 pytestmark = pytest.mark.brokers
 

@@ -8,8 +8,9 @@ import pytest
 
 import stompws
 
+from ..support.recording import Recorder
 from .conftest import ClientFactory
-from .support import WAIT, Recorder, Target, targets
+from .support import WAIT, Target, targets
 
 pytestmark = pytest.mark.brokers
 

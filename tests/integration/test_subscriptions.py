@@ -9,8 +9,9 @@ import pytest
 
 import stompws
 
+from ..support.recording import Collector, Recorder
 from .conftest import ClientFactory
-from .support import WAIT, Collector, Recorder, Target
+from .support import WAIT, Target
 
 pytestmark = pytest.mark.brokers
 

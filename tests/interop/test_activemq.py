@@ -12,7 +12,8 @@ import pytest
 
 import stompws
 
-from ..integration.support import Collector, drain_until
+from ..integration.support import drain_until
+from ..support.recording import Collector
 from .conftest import Require
 from .support import ACTIVEMQ_TCP, WAIT, Target, new_queue, stompws_client, targets
 

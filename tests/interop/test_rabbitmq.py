@@ -18,7 +18,8 @@ import stomp  # type: ignore[import-untyped]
 
 import stompws
 
-from ..integration.support import Collector, Recorder, drain_until
+from ..integration.support import drain_until
+from ..support.recording import Collector, Recorder
 from .conftest import Require
 from .support import (
     LOGIN,

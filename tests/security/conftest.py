@@ -23,6 +23,7 @@ import pytest
 from stompws.testing import Broker
 
 from ..support.ci import need
+from ..support.embedded import package_broker
 from .certs import Certificates, KeyPair, have_openssl, make_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,12 +50,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
-@pytest.fixture(scope="package")
-def broker() -> Iterator[Broker]:
-    # Package scope: stopped after these tests, so that the embedded broker's own tests,
-    # which count its threads, see none of this one's.
-    with Broker(users={LOGIN: PASSCODE}) as running:
-        yield running
+broker = package_broker("broker", users={LOGIN: PASSCODE})
 
 
 def server_context(pair: KeyPair, client_ca: Path | None = None) -> ssl.SSLContext:

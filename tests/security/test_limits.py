@@ -6,6 +6,9 @@ client must end the connection with a ``ProtocolError`` that says which limit, c
 socket, stop its threads, and never have held more than the limit plus ``SLACK`` bytes of
 Python memory (measured with tracemalloc over the whole process while it happens; the
 broker's buffers are made before the measurement starts).
+
+Process state: tracemalloc sees every thread's allocations, so each test starts once the
+threads of earlier tests have ended (tests/support/process.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import pytest
 import stompws
 from stompws.parser import DEFAULT_MAX_FRAME_SIZE
 
+from ..support.process import settle
 from .hostile import HostileBroker, HostilePeer
+
+pytestmark = pytest.mark.process_state
 
 MiB = 1024 * 1024
 HUGE = 100 * MiB
@@ -51,6 +57,9 @@ class Traced:
 
 @pytest.fixture
 def traced() -> Iterator[Traced]:
+    # An earlier test's connection ending mid-measurement would count its frees and
+    # allocations as this client's.
+    settle()
     tracemalloc.start()
     measure = Traced()
     measure.start()

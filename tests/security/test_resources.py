@@ -13,9 +13,12 @@ import threading
 import time
 import uuid
 
+import pytest
+
 import stompws
 from stompws.testing import Broker
 
+from ..support.process import settle
 from .conftest import LOGIN, PASSCODE, ROOT
 
 WAIT = 20.0
@@ -33,17 +36,16 @@ def _client_threads() -> list[str]:
     ]
 
 
-def _settled(expected_fds: int, expected_threads: int) -> tuple[int, int]:
-    """Wait (briefly) for the broker's side of closed connections to be released too."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        fds, threads = _fds(), threading.active_count()
-        if (fds <= expected_fds and threads <= expected_threads) or time.monotonic() > deadline:
-            return fds, threads
-        time.sleep(0.02)
+def _settled() -> tuple[int, int]:
+    """The process's descriptors and threads once the threads of closed connections (the
+    broker's side too) have ended and unreachable sockets are collected."""
+    settle()
+    return _fds(), threading.active_count()
 
 
+@pytest.mark.process_state
 def test_a_thousand_connect_disconnect_cycles_leave_nothing_behind(broker: Broker) -> None:
+    """Process state: counts every thread and file descriptor of the process."""
     assert broker.tcp_url is not None
     url = broker.tcp_url
 
@@ -58,28 +60,30 @@ def test_a_thousand_connect_disconnect_cycles_leave_nothing_behind(broker: Broke
         client.disconnect(timeout=WAIT)
 
     cycle(0)  # warm up: lazy imports, the broker's first connection
-    fds_before, threads_before = _settled(_fds(), threading.active_count())
+    fds_before, threads_before = _settled()
     started = time.monotonic()
     for index in range(1, 1001):
         cycle(index)
     elapsed = time.monotonic() - started
     assert _client_threads() == []
-    fds_after, threads_after = _settled(fds_before, threads_before)
+    fds_after, threads_after = _settled()
     assert fds_after <= fds_before, f"{fds_after - fds_before} file descriptors leaked"
     assert threads_after <= threads_before, threading.enumerate()
     print(f"1,000 connect/disconnect cycles in {elapsed:.1f} s")
 
 
+@pytest.mark.process_state
 def test_failed_connects_leave_nothing_behind(broker: Broker) -> None:
+    """Process state: counts every thread and file descriptor of the process."""
     assert broker.tcp_url is not None
-    fds_before, threads_before = _settled(_fds(), threading.active_count())
+    fds_before, threads_before = _settled()
     for _ in range(100):
         client = stompws.Client(broker.tcp_url, login=LOGIN, passcode="wrong", heartbeats=(0, 0))
         with contextlib.suppress(stompws.BrokerError):
             client.connect(timeout=WAIT)
         client.disconnect()
     assert _client_threads() == []
-    fds_after, threads_after = _settled(fds_before, threads_before)
+    fds_after, threads_after = _settled()
     assert fds_after <= fds_before and threads_after <= threads_before
 
 

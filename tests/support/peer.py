@@ -562,6 +562,12 @@ class PeerConnection:
 
     # -- how the connection ends -----------------------------------------------------------
 
+    def end_writing(self) -> None:
+        """A FIN to the client (a TCP half-close): it reads the end, and its bytes are
+        still read."""
+        with contextlib.suppress(OSError):
+            self._channel.sock.shutdown(socket.SHUT_WR)
+
     def stop_reading(self) -> None:
         """Read nothing more: once the small receive buffer (``ScriptedPeer(receive_buffer=)``)
         and the client's send buffer are full, the client's writes block. The reader may
@@ -762,6 +768,7 @@ class ScriptedPeer:
         subprotocol: str | None = "v12.stomp",
         handshake_response: bytes | None = None,
         answer_disconnect: bool = True,
+        on_accept: Callable[[PeerConnection], None] | None = None,
     ) -> None:
         """``receive_buffer``: SO_RCVBUF (bytes) for accepted sockets, set before listen()
         so that it applies from the first segment; small, so that ``stop_reading()`` blocks
@@ -769,8 +776,11 @@ class ScriptedPeer:
         ``handshake_response``: bytes sent instead of a WebSocket handshake answer (an
         attribute: set it between connections to script a reconnect's handshake).
         ``answer_disconnect``: answer a DISCONNECT's receipt at once, as brokers do, so
-        that tests end quickly; False leaves it to the test."""
+        that tests end quickly; False leaves it to the test. ``on_accept(connection)``:
+        called on the acceptor thread for each scripted connection, for peers that serve
+        every connection alike (tests/fakes.py) instead of the test accepting each."""
         self._answer_disconnect = answer_disconnect
+        self._on_accept = on_accept
         self.transport = transport
         self._subprotocol = subprotocol
         self.handshake_response = handshake_response
@@ -874,6 +884,8 @@ class ScriptedPeer:
             with self._lock:
                 self.connections.append(connection)
             self._accepted.put(connection)
+            if self._on_accept is not None:
+                self._on_accept(connection)
 
     def describe(self) -> str:
         with self._lock:

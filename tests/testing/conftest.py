@@ -11,10 +11,10 @@ from stompws.testing import Broker
 from .support import WAIT, RawPeer, RawWsPeer
 
 
+# The shipped plugin's fixtures (tests/conftest.py loads it) under the names these tests use.
 @pytest.fixture
-def broker() -> Iterator[Broker]:
-    with Broker() as running:
-        yield running
+def broker(stomp_broker: Broker) -> Broker:
+    return stomp_broker
 
 
 @pytest.fixture(params=["ws", "tcp"])
@@ -23,18 +23,9 @@ def url(request: pytest.FixtureRequest, broker: Broker) -> str:
 
 
 @pytest.fixture
-def brokers() -> Iterator[Callable[..., Broker]]:
+def brokers(stomp_broker_factory: Callable[..., Broker]) -> Callable[..., Broker]:
     """Start brokers with any options; all are stopped after the test."""
-    started: list[Broker] = []
-
-    def start(**options: Any) -> Broker:
-        running = Broker(**options).start()
-        started.append(running)
-        return running
-
-    yield start
-    for running in reversed(started):
-        running.stop()
+    return stomp_broker_factory
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import stompws
 from stompws.testing import Broker
 from stompws.testing.cli import build_parser, run_broker
 
+from ..support.process import settle
 from .support import WAIT, RawPeer
 
 
@@ -105,9 +106,12 @@ def test_a_peer_without_a_complete_connect_is_closed(
         peer.close()
 
 
+@pytest.mark.process_state
 def test_idle_sockets_give_their_threads_back(brokers: Callable[..., Broker]) -> None:
+    """Process state: counts every thread of the process."""
     broker = brokers(connect_timeout=0.5)
     assert broker.ws_port is not None and broker.tcp_port is not None
+    settle()  # no earlier test's thread may end inside the count and hide one held here
     before = threading.active_count()
     socks = [
         socket.create_connection(("127.0.0.1", port), timeout=WAIT)

@@ -12,14 +12,21 @@ import pytest
 import stompws
 from stompws.testing import Broker
 
+from ..support.process import thread_idents
 from .support import WAIT, RawPeer
 
 Raw = Callable[..., RawPeer]
 Connect = Callable[..., stompws.Client]
 
 
-def broker_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("stompws-testbroker")]
+def broker_threads(before: set[int | None]) -> list[str]:
+    """The broker threads alive now that were not at ``before`` (``thread_idents()`` at the
+    test's start): a broker another suite keeps running is not this test's."""
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("stompws-testbroker") and t.ident not in before
+    ]
 
 
 def test_urls_exist_once_started() -> None:
@@ -83,16 +90,22 @@ def test_a_new_broker_on_the_same_ports_after_stop(clients: Connect) -> None:
         assert clients(second.ws_url).is_connected
 
 
+@pytest.mark.process_state
 def test_a_port_in_use_is_an_os_error() -> None:
+    """Process state: looks for broker threads anywhere in the process."""
+    before = thread_idents()
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match="in use"):
             Broker(tcp_port=port).start()
-    assert broker_threads() == []
+    assert broker_threads(before) == []
 
 
+@pytest.mark.process_state
 @pytest.mark.parametrize("transport", ["ws", "tcp"])
 def test_stop_disconnects_clients_and_joins_every_thread(transport: str, clients: Connect) -> None:
+    """Process state: looks for broker threads anywhere in the process."""
+    before = thread_idents()
     broker = Broker().start()
     target = broker.ws_url if transport == "ws" else broker.tcp_url
     client = clients(target)
@@ -101,11 +114,14 @@ def test_stop_disconnects_clients_and_joins_every_thread(transport: str, clients
     start = time.monotonic()
     broker.stop()
     assert time.monotonic() - start < 2.0
-    assert broker_threads() == []
+    assert broker_threads(before) == []
     assert isinstance(events.wait_for_disconnect(WAIT), stompws.ConnectionClosed)
 
 
+@pytest.mark.process_state
 def test_stop_does_not_wait_for_clients_that_never_spoke() -> None:
+    """Process state: looks for broker threads anywhere in the process."""
+    before = thread_idents()
     broker = Broker().start()
     assert broker.ws_port is not None and broker.tcp_port is not None
     silent = [
@@ -116,14 +132,17 @@ def test_stop_does_not_wait_for_clients_that_never_spoke() -> None:
         start = time.monotonic()
         broker.stop()
         assert time.monotonic() - start < 2.5
-        assert broker_threads() == []
+        assert broker_threads(before) == []
     finally:
         for sock in silent:
             sock.close()
 
 
+@pytest.mark.process_state
 @pytest.mark.parametrize("transport", ["ws", "tcp"])
 def test_stop_does_not_hang_on_a_client_that_stopped_reading(transport: str, raw: Raw) -> None:
+    """Process state: looks for broker threads anywhere in the process."""
+    before = thread_idents()
     broker = Broker().start()
     stuck = raw(broker.ws_url if transport == "ws" else broker.tcp_url)
     stuck.connect()
@@ -139,7 +158,7 @@ def test_stop_does_not_hang_on_a_client_that_stopped_reading(transport: str, raw
     start = time.monotonic()
     broker.stop(timeout=5.0)
     assert time.monotonic() - start < 3.5
-    assert broker_threads() == []
+    assert broker_threads(before) == []
 
 
 def test_wait_for_connections_times_out(broker: Broker) -> None:
