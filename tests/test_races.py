@@ -19,7 +19,8 @@ import stompws
 from stompws import HEARTBEAT, Frame
 
 from .support.peer import PeerConnection, TransportName
-from .test_core_defects import Harness, Recorder, ends_clean
+from .support.recording import Recorder
+from .test_core_defects import Harness, ends_clean
 from .waiting import wait_until
 
 
@@ -33,20 +34,11 @@ def harness() -> Iterator[Harness]:
 
 
 class Events(Recorder):
-    """A Recorder that also hears connection attempts and heart-beat events."""
-
-    def on_connecting(self, url: str) -> None:
-        self._record("connecting", url)
-
-    def on_heartbeat(self) -> None:
-        self._record("heartbeat", None)
-
-    def on_heartbeat_timeout(self) -> None:
-        self._record("heartbeat_timeout", None)
+    """A Recorder whose ``names()`` keep the heart-beats: these tests count them."""
 
     def names(self) -> list[str]:
         with self.condition:
-            return [name for name, _ in self.events]
+            return [event.name for event in self.events]
 
 
 def _subscribed(conn: PeerConnection, destination: str) -> str:
@@ -374,7 +366,7 @@ def test_reconnect_fails_over_to_the_next_url(harness: Harness, transport: Trans
         ("s-b", "/topic/b", "client"),
     ]
     # Every URL is tried in order: the main one again (refused), then the backup.
-    assert events.values("connecting") == [main.url, main.url, backup.url]
+    assert events.of("connecting") == [main.url, main.url, backup.url]
     names = events.names()
     assert names.count("disconnected") == 2, events.events  # the loss, then the refusal
     second.message("/queue/a", "s-a", "via backup")
@@ -599,4 +591,4 @@ def test_unsubscribe_from_its_own_callback_returns_at_once(harness: Harness) -> 
     conn.wait_until(lambda: conn.count("UNSUBSCRIBE", id=sub_id) == 1, "UNSUBSCRIBE")
     assert conn.count("UNSUBSCRIBE") == 1
     assert not subscriptions[0].active
-    assert len(events.values("message")) == 3  # listeners see every MESSAGE frame
+    assert len(events.of("message")) == 3  # listeners see every MESSAGE frame
