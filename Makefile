@@ -55,6 +55,8 @@ STRESS_COUNT ?= 50
 STRESS_BUSY ?= 3
 STRESS_TESTS += \
 	tests/test_client.py::test_heartbeats_are_sent_when_idle \
+	tests/test_client.py::test_slow_listener_causes_no_false_timeout \
+	tests/test_core_defects.py::test_bytes_waiting_at_the_deadline_are_life_between_two_reads \
 	tests/testing/test_heartbeats.py \
 	tests/test_reconnect.py::test_pending_receipts_and_transactions_fail_at_the_loss \
 	tests/testing/test_faults.py::test_delay_frames \

@@ -234,6 +234,11 @@ class Stream:
         self._where = where
         self._ssl = sock if isinstance(sock, ssl.SSLSocket) else None
         self._ssl_lock = threading.Lock()  # around each SSL call (module docstring)
+        # Around each read from the socket, and the reader's note that it holds bytes it
+        # has not handed over yet (``read_handled``): whoever asks ``readable_now`` sees the
+        # bytes either waiting in the socket or in the reader's hands, never in between.
+        self._read_lock = threading.Lock()
+        self._holding = False
         self._failed: ConnectionClosed | None = None  # a send failed: no further one
         self._wake, self._waker = socket.socketpair()
         try:
@@ -313,11 +318,13 @@ class Stream:
             if self.aborted:
                 raise ConnectionClosed("connection aborted")
             try:
-                if self._ssl is not None:
-                    with self._ssl_lock:
+                with self._read_lock:
+                    if self._ssl is not None:
+                        with self._ssl_lock:
+                            data = self.sock.recv(size)
+                    else:
                         data = self.sock.recv(size)
-                else:
-                    data = self.sock.recv(size)
+                    self._holding = bool(data)
             except (BlockingIOError, ssl.SSLWantReadError):
                 events = _READ
             except ssl.SSLWantWriteError:
@@ -334,18 +341,26 @@ class Stream:
                 raise ConnectionClosed(on_eof)
             _wait(self.sock, events, self._wake, None)
 
+    def read_handled(self) -> None:
+        """The reader's: the bytes of its last ``recv`` are handed over."""
+        self._holding = False
+
     def readable_now(self) -> bool:
-        """Whether bytes wait unread (in the kernel or in the TLS layer)."""
-        if self.sock.fileno() < 0:
-            return False
-        if self._ssl is not None:
-            with self._ssl_lock:
-                if self._ssl.fileno() >= 0 and self._ssl.pending():
-                    return True
-        try:
-            return _wait(self.sock, _READ, None, 0)
-        except (OSError, ValueError):  # closed by the reader meanwhile
-            return False
+        """Whether bytes came that the reader has not handed over yet: waiting unread (in
+        the kernel or in the TLS layer), or read and still in the reader's hands."""
+        with self._read_lock:
+            if self._holding:
+                return True
+            if self.sock.fileno() < 0:
+                return False
+            if self._ssl is not None:
+                with self._ssl_lock:
+                    if self._ssl.fileno() >= 0 and self._ssl.pending():
+                        return True
+            try:
+                return _wait(self.sock, _READ, None, 0)
+            except (OSError, ValueError):  # closed by the reader meanwhile
+                return False
 
     # -- ending --------------------------------------------------------------------------
 

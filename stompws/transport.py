@@ -63,7 +63,12 @@ class Transport(Protocol):
         ...
 
     def readable_now(self) -> bool:
-        """Whether bytes wait unread (the reader is busy, the broker is alive)."""
+        """Whether bytes came that the reader has not handed over yet (waiting unread, or
+        read and not yet given to the session): the broker is alive."""
+        ...
+
+    def read_handled(self) -> None:
+        """The reader's, once the bytes of its last ``recv`` are given to the session."""
         ...
 
     def close_gracefully(self) -> None:
@@ -156,6 +161,9 @@ class TcpTransport:
 
     def readable_now(self) -> bool:
         return self._stream.readable_now()
+
+    def read_handled(self) -> None:
+        self._stream.read_handled()
 
     def close_gracefully(self) -> None:
         try:

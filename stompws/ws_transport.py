@@ -196,6 +196,9 @@ class WebSocketTransport:
     def readable_now(self) -> bool:
         return self._stream.readable_now()
 
+    def read_handled(self) -> None:
+        self._stream.read_handled()
+
     def abort(self) -> None:
         self._stream.abort()
 

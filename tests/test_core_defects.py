@@ -22,6 +22,7 @@ import pytest
 import stompws
 from stompws import Frame
 from stompws.client import ERROR_ANSWER_WINDOW
+from stompws.connection import Connection
 
 from .support.peer import PeerConnection, ScriptedPeer, TransportName, frame_bytes
 from .support.recording import Recorder
@@ -1093,3 +1094,47 @@ def test_subscription_refused_by_name_is_not_made_again(
     assert second.expect("SEND").headers["destination"] == "/queue/sentinel"
     assert b"SUBSCRIBE" not in second.received_bytes, second.describe()
     assert client.subscriptions == []
+
+
+# -- a heart-beat deadline that falls while the reader is between two reads ------------------
+
+
+# Red before: at the deadline the client counted bytes waiting unread as life only while a
+# listener ran; between a dispatch and the next read (a few microseconds, or a GIL switch on a
+# loaded machine) waiting bytes did not count, and a broker that had kept beating was called
+# dead (test_client.py's slow-listener test failed 3 in 30 runs with 3 busy threads so).
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+@ends_clean
+def test_bytes_waiting_at_the_deadline_are_life_between_two_reads(
+    harness: Harness, transport: TransportName, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interval = 0.2
+    tolerated = 2 * interval + interval / 4
+    peer = harness.peer(transport)
+    client = harness.client(peer, heartbeats=(0, int(interval * 1000)))
+    recorder = Recorder()
+    client.add_listener(recorder)
+    paused = threading.Event()
+    original = Connection._dispatch
+
+    def dispatch_then_pause(self: Connection, events: list[Any], now: float) -> None:
+        original(self, events, now)
+        if any(getattr(event, "frame", None) is not None for event in events) and (
+            not paused.is_set()
+        ):
+            paused.set()
+            time.sleep(2 * tolerated)  # the reader, between two reads, past the deadline
+
+    monkeypatch.setattr(Connection, "_dispatch", dispatch_then_pause)
+    conn = harness.connect(peer, client, heartbeat=f"{int(interval * 1000)},0")
+    assert paused.wait(5.0)
+    until = time.monotonic() + 3 * tolerated
+    while time.monotonic() < until:  # the broker keeps beating all along
+        conn.send_raw(b"\n")
+        time.sleep(interval / 5)
+    receipt = client.send("/queue/a", "sentinel", receipt=True)
+    assert receipt is not None
+    conn.receipt(conn.skip_to("SEND").headers["receipt"])
+    receipt.wait(5.0)
+    assert recorder.of("heartbeat_timeout") == [], recorder.names()
+    assert client.is_connected

@@ -74,6 +74,8 @@ def test_readable_now_above_fd_1023() -> None:
                 conn.sendall(b"\n")
                 assert _wait_readable(transport, 5), "bytes wait unread, readable_now() is False"
                 assert transport.recv() == b"\n"
+                assert transport.readable_now(), "read but not handed over: still unheard"
+                transport.read_handled()
                 assert not transport.readable_now()
         finally:
             transport.close()
