@@ -5,6 +5,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from .support.brokers import broker_log_news, broker_log_sizes
 from .support.busy import (  # noqa: F401  (hooks: pytest finds them by name)
     pytest_addoption,
     pytest_configure,
@@ -39,6 +40,17 @@ def no_leaked_threads() -> Iterator[None]:
     assert not leaked, f"threads outlived the test: {leaked}"
 
 
+_LOGS_AT_START = pytest.StashKey[dict[str, int]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note where the real brokers' logs end, so that a failure reports what they logged
+    while the test ran (tests/support/brokers.py)."""
+    if item.get_closest_marker("integration"):
+        item.stash[_LOGS_AT_START] = broker_log_sizes()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -48,6 +60,10 @@ def pytest_runtest_makereport(
     This catches every way of skipping (``pytest.skip`` anywhere, a ``skip``/``skipif`` mark)
     except xfail, which is reported as skipped too but is tracked by its own strictness."""
     report = yield
+    if report.failed and _LOGS_AT_START in item.stash:
+        news = broker_log_news(item.stash[_LOGS_AT_START])
+        if news:
+            report.sections.append(("what the brokers logged meanwhile", news))
     if not (in_ci() and report.skipped) or hasattr(report, "wasxfail"):
         return report
     reason = _skip_reason(report)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
+import traceback
 
 import pytest
 
@@ -28,8 +30,61 @@ def _body(thread: int, number: int) -> bytes | str:
     return f"{key} ✓ {filler}"
 
 
+class _MessageCounter(stompws.Listener):
+    """Every MESSAGE the client received, before it is routed to a subscription."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_message(self, frame: stompws.Frame) -> None:
+        self.count += 1  # the reader thread's alone
+
+
+def _diagnosis(
+    client: stompws.Client, queue: str, collected: Collector, received: _MessageCounter
+) -> str:
+    """What tells a broker that stopped delivering from a client that stopped reading or
+    dropped messages (a CI run once saw 954 of 1,600 arrive and no more for 60 s)."""
+    with collected.condition:
+        keys = {frame.headers.get("x-key", "") for frame in collected.frames}
+    lines = []
+    for thread in range(THREADS):
+        missing = [n for n in range(PER_THREAD) if f"{thread}-{n}" not in keys]
+        if missing:
+            tail = missing == list(range(missing[0], PER_THREAD))
+            lines.append(
+                f"sender {thread}: {len(missing)} missing from #{missing[0]}"
+                f"{' on (a tail: not delivered yet)' if tail else ', with holes (lost)'}"
+            )
+    readers = [t for t in threading.enumerate() if t.name.startswith("stompws-reader-")]
+    frames = sys._current_frames()
+    for reader in readers:
+        stack = frames.get(reader.ident or -1)
+        where = "".join(traceback.format_stack(stack)[-4:]) if stack is not None else "?"
+        lines.append(f"{reader.name} alive, at:\n{where}")
+    lines.append(
+        f"client: {client!r}, {len(readers)} reader thread(s), "
+        f"{received.count} MESSAGE frames received in all"
+    )
+    # Does the broker still take and deliver frames on this connection? (A queue of its own:
+    # on the test's queue, the broker could hand the probe to the first subscription.)
+    probe = Collector()
+    try:
+        client.subscribe(f"{queue}-probe", callback=probe, receipt=True)
+        receipt = client.send(f"{queue}-probe", "probe", receipt=True)
+        assert receipt is not None
+        receipt.wait(10.0)
+        probe.wait_for(1, timeout=10.0)
+        lines.append("probe: a new subscription got a new message within 10 s")
+    except Exception as error:
+        lines.append(f"probe failed: {error!r}")
+    return "\n".join(lines)
+
+
 def test_concurrent_senders_never_corrupt_a_frame(fast_client: stompws.Client, queue: str) -> None:
     collected = Collector()
+    received = _MessageCounter()
+    fast_client.add_listener(received)
     fast_client.subscribe(queue, callback=collected, receipt=True)
     go = threading.Event()
     failures: list[BaseException] = []
@@ -56,7 +111,11 @@ def test_concurrent_senders_never_corrupt_a_frame(fast_client: stompws.Client, q
     assert not any(sender.is_alive() for sender in senders)
     assert failures == []
 
-    frames = collected.wait_for(THREADS * PER_THREAD, timeout=60.0)
+    try:
+        frames = collected.wait_for(THREADS * PER_THREAD, timeout=60.0)
+    except AssertionError as error:
+        diagnosis = _diagnosis(fast_client, queue, collected, received)
+        raise AssertionError(f"{error}\n{diagnosis}") from None
 
     assert len(frames) == THREADS * PER_THREAD  # no more than sent
     by_key = {}
