@@ -6,14 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINTED := stompws tests benchmarks scripts examples
 
-.PHONY: venv lint test unit hermetic stress brokers brokers-down interop compat bench bench-quick demo fuzz clean
+.PHONY: venv lint dist-check test unit hermetic stress brokers brokers-down interop compat bench bench-quick demo fuzz clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,release]'
 	touch $(STAMP)
 
 lint: venv
@@ -30,9 +30,14 @@ brokers-down:
 interop:
 	scripts/interop/setup.sh
 
+# The sdist and wheel a release would upload: built, checked by twine, and the wheel installed
+# in a new virtualenv outside the checkout runs `stompws --version` and the quickstart.
+dist-check: venv
+	scripts/release/check_dist.sh
+
 # Two pytest runs: the tests marked `isolated` restart or cut off a broker the others share,
 # so they run alone, after the rest; coverage adds up over both (--cov-append).
-test: venv lint brokers interop
+test: venv lint dist-check brokers interop
 	$(BIN)/pytest --cov=stompws --cov-report= -m "not isolated" tests
 	$(BIN)/pytest --cov=stompws --cov-append --cov-report=term-missing:skip-covered \
 		-m isolated tests
