@@ -4,16 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINTED := stompws tests benchmarks scripts examples
+LINTED := stompws tests benchmarks scripts examples noxfile.py
 
-.PHONY: venv lint dist-check test unit hermetic stress brokers brokers-down interop compat bench bench-quick demo fuzz clean
+.PHONY: venv lint dist-check test unit hermetic matrix stress brokers brokers-down interop compat bench bench-quick demo fuzz clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,release]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,release,matrix]'
 	touch $(STAMP)
 
 lint: venv
@@ -49,6 +49,11 @@ test: venv lint dist-check brokers interop
 hermetic: venv
 	$(BIN)/pytest -m "not integration and not isolated" tests
 	$(BIN)/pytest -m "isolated and not integration" tests || test $$? -eq 5
+
+# `make hermetic` on every supported CPython (noxfile.py: pyenv's interpreters, never a
+# download); `make matrix PY=3.12` runs one.
+matrix: venv
+	$(BIN)/nox $(if $(PY),-s hermetic-$(PY))
 
 # The timing-sensitive tests, STRESS_COUNT times each, with STRESS_BUSY threads burning CPU
 # in the same process (tests/support/busy.py): a loaded 2-core CI machine, where a wait that

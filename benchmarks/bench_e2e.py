@@ -107,8 +107,13 @@ class Tally:
 
     def wait(self) -> None:
         """Until everything arrived; raises when nothing arrives for SILENCE_TIMEOUT."""
+        # Silence counts from the last message or from now, whichever is later: ``last``
+        # starts at 0.0, and perf_counter's zero is arbitrary (the boot, on Linux), so a
+        # first message slower than one second (stomp.py with 1 MiB bodies on Python 3.10)
+        # was once taken for a minute of silence.
+        waiting_since = time.perf_counter()
         while not self.done.wait(1.0):
-            if time.perf_counter() - self.last > SILENCE_TIMEOUT:
+            if time.perf_counter() - max(self.last, waiting_since) > SILENCE_TIMEOUT:
                 raise RuntimeError(f"only {self.received} of {self.expected} messages arrived")
         if self.failure is not None:
             raise RuntimeError(self.failure)

@@ -30,6 +30,8 @@ def negotiated_heartbeats(asked: tuple[int, int], broker: str) -> tuple[int, int
     try:
         broker_sends, broker_wants = (int(part) for part in broker.replace(" ", "").split(","))
     except ValueError:
+        # Unreachable from a live connection: the core refused a malformed header with a
+        # ProtocolError before any CONNECTED reached here; kept total for direct callers.
         return (0, 0)
     sending = max(asked[0], broker_wants) if asked[0] and broker_wants else 0
     receiving = max(asked[1], broker_sends) if asked[1] and broker_sends else 0
