@@ -200,6 +200,8 @@ class Client:
 
     @property
     def state(self) -> ClientState:
+        """Where the client is in its life (``ClientState``): a snapshot, which another
+        thread (the reader, the reconnect supervisor) may change a moment later."""
         return self._lifecycle.state
 
     @property
@@ -220,31 +222,43 @@ class Client:
 
     @property
     def version(self) -> str | None:
+        """The STOMP version the broker agreed on ("1.0", "1.1", "1.2"), of the current
+        (or last) connection; None before the first CONNECTED."""
         connection = self._lifecycle.connection
         return connection.protocol.version if connection else None
 
     @property
     def server(self) -> str | None:
+        """The broker's ``server`` header from CONNECTED (None when it sent none, or before
+        the first CONNECTED)."""
         connection = self._lifecycle.connection
         return connection.protocol.server if connection else None
 
     @property
     def session(self) -> str | None:
+        """The broker's ``session`` header from CONNECTED (None when it sent none, or
+        before the first CONNECTED)."""
         connection = self._lifecycle.connection
         return connection.protocol.session if connection else None
 
     @property
     def subscriptions(self) -> list[Subscription]:
+        """The live subscriptions (a copy): those a reconnect repeats."""
         return list(self._subscriptions.values())
 
     @property
     def transactions(self) -> list[Transaction]:
+        """The transactions begun and not yet committed or aborted (a copy)."""
         return list(self._transactions.values())
 
     def add_listener(self, listener: Listener) -> None:
+        """Call ``listener``'s ``on_*`` methods from now on, after the listeners added
+        before it; safe from any thread, a listener's own callbacks included."""
         self._listeners.add(listener)
 
     def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener`` (a call already under way finishes); no other listener
+        misses an event because of it, even when it removes itself during a callback."""
         self._listeners.remove(listener)
 
     # -- connecting --------------------------------------------------------------------------
@@ -499,6 +513,8 @@ class Client:
     # -- what connections report (on their reader thread, no lock held) -----------------------
 
     def connection_events(self, connection: Connection, events: list[Event]) -> None:
+        """Internal (the ``Connection`` handler protocol): what one read brought, on the
+        reader thread, in order."""
         listeners = self._listeners
         only_heartbeats = True
         for event in events:
@@ -640,11 +656,14 @@ class Client:
         self._listeners.call("on_error", event.frame)
 
     def connection_heartbeat_timeout(self, connection: Connection) -> None:
+        """Internal (the ``Connection`` handler protocol): the broker fell silent."""
         self._listeners.call("on_heartbeat_timeout")
 
     def connection_lost(
         self, connection: Connection, reason: BaseException | None, lost: Lost
     ) -> None:
+        """Internal (the ``Connection`` handler protocol): ``connection`` ended, for
+        ``reason`` (None when asked to); ``lost`` is what the session had in flight."""
         error = connection.unanswered_error
         with connection.lock:
             doubted, connection.doubted = connection.doubted, []
@@ -818,6 +837,8 @@ class Client:
                 return
 
     def refuse_on_reader(self, what: str) -> None:
+        """Internal: raise ``UsageError`` when called on a thread that delivers messages,
+        for a call (``what``) that would wait for that very thread."""
         if self._on_client_thread():
             raise UsageError(
                 f"cannot {what} inside a listener or callback: the reader thread that "
@@ -1036,6 +1057,7 @@ class Client:
             yield tx
 
     def is_open(self, tx: Transaction) -> bool:
+        """Internal (for ``Transaction``): whether ``tx`` is still begun here."""
         return self._transactions.get(tx.id) is tx
 
     def end_transaction(
@@ -1045,6 +1067,8 @@ class Client:
         receipt: bool | str,
         headers: Headers | None,
     ) -> Receipt | None:
+        """Internal (for ``Transaction.commit``/``abort``): send COMMIT or ABORT
+        (``command``); ``ConnectionClosed`` when the connection it was begun on ended."""
         if tx.lost is not None:
             raise ConnectionClosed(
                 f"transaction {tx.id} was aborted by the broker when the connection ended "

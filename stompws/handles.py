@@ -135,6 +135,7 @@ class Receipt(Outcome):
 
     @property
     def done(self) -> bool:
+        """Whether the receipt is settled: its RECEIPT arrived (and stands), or it failed."""
         with self._lock:
             return self._settle_if_due()
 
@@ -250,6 +251,7 @@ class Subscription:
 
     @property
     def active(self) -> bool:
+        """True until ``unsubscribe()``, ``disconnect()`` or the failure that ended it."""
         return self._end is None
 
     @property
@@ -261,6 +263,8 @@ class Subscription:
     def unsubscribe(
         self, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> Receipt | None:
+        """``Client.unsubscribe`` for this subscription: no message reaches its callback
+        or buffer once this returns; messages still buffered stay for ``get()``."""
         return self._owner.unsubscribe(self, receipt=receipt, headers=headers)
 
     def get(self, timeout: float | None = None) -> Message:
@@ -416,22 +420,29 @@ class Transaction:
         return f"<Transaction {self.id}>"
 
     def send(self, destination: str, body: bytes | str, **options: Any) -> Receipt | None:
+        """``Client.send`` inside this transaction: the broker delivers it at COMMIT."""
         return self._owner.send(destination, body, transaction=self.id, **options)
 
     def ack(self, frame: Frame, **options: Any) -> Receipt | None:
+        """``Client.ack`` inside this transaction: it takes effect at COMMIT."""
         return self._owner.ack(frame, transaction=self.id, **options)
 
     def nack(self, frame: Frame, **options: Any) -> Receipt | None:
+        """``Client.nack`` inside this transaction: it takes effect at COMMIT."""
         return self._owner.nack(frame, transaction=self.id, **options)
 
     def commit(
         self, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> Receipt | None:
+        """COMMIT: what was sent, acked and nacked in it takes effect. Raises
+        ``ConnectionClosed`` when the connection it was begun on has ended (the broker
+        aborted it), ``UsageError`` when it is no longer open."""
         return self._owner.end_transaction(self, "COMMIT", receipt, headers)
 
     def abort(
         self, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> Receipt | None:
+        """ABORT: nothing done in it takes effect. Raises as ``commit``."""
         return self._owner.end_transaction(self, "ABORT", receipt, headers)
 
     def __enter__(self) -> Transaction:

@@ -38,6 +38,8 @@ __all__ = ["TRANSITIONS", "ClientState", "Lifecycle", "Trigger"]
 
 
 class ClientState(enum.Enum):
+    """A client's place in its life (``Client.state``); CLOSED is final."""
+
     NEW = "new"
     CONNECTING = "connecting"  # connect() is trying the URLs
     CONNECTED = "connected"  # the current connection has its CONNECTED

@@ -285,6 +285,7 @@ class WaitingListener(Listener):
                 self._condition.wait(remaining)
 
     def wait_for_connected(self, timeout: float = 10.0) -> Frame:
+        """The last CONNECTED frame, once one came; ``TimeoutError`` after ``timeout``."""
         return self._wait(
             lambda: self.connected[-1] if self.connected else None, "CONNECTED", timeout, False
         )
@@ -310,6 +311,9 @@ class WaitingListener(Listener):
         )
 
     def wait_for_receipt(self, receipt_id: str | None = None, timeout: float = 10.0) -> Frame:
+        """The RECEIPT for ``receipt_id`` (None: the first RECEIPT); ``TimeoutError`` after
+        ``timeout``, ``ConnectionClosed`` when the client disconnects meanwhile."""
+
         def matching() -> Frame | None:
             for frame in self.receipts:
                 if receipt_id is None or frame.headers.get("receipt-id") == receipt_id:

@@ -131,6 +131,8 @@ class FrameParser:
 
     @property
     def version(self) -> str:
+        """The STOMP version whose rules the parser applies (escapes, CR); set it once the
+        broker's CONNECTED says which (``ValueError`` for an unknown one)."""
         return self._settings[0]
 
     @version.setter

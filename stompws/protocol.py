@@ -50,6 +50,8 @@ HEARTBEAT_BYTES: Final = b"\n"
 
 
 class State(enum.Enum):
+    """A session's place in the STOMP conversation (``ClientProtocol.state``)."""
+
     IDLE = "idle"  # nothing sent yet
     CONNECTING = "connecting"  # CONNECT sent, CONNECTED not yet received
     CONNECTED = "connected"
@@ -213,6 +215,11 @@ class ClientProtocol:
         host: str | None = None,
         headers: Headers | None = None,
     ) -> Outgoing:
+        """CONNECT, offering ``versions`` and ``heartbeats`` (neither header on a 1.0-only
+        session, where they do not exist); ``headers`` come after ours and win on a clash.
+
+        Raises ``UsageError`` when the session has already connected (one CONNECT per
+        session: a new connection needs a new ``ClientProtocol``)."""
         if self.state is not State.IDLE:
             raise UsageError(
                 f"CONNECT can be sent once, at the start; the session is {self.state.value}"
@@ -245,6 +252,12 @@ class ClientProtocol:
         receipt: bool | str = False,
         content_length: bool = True,
     ) -> Outgoing:
+        """SEND ``body`` (``str`` is sent as UTF-8) to ``destination``; with ``receipt``,
+        the frame carries a receipt id (``True``: a new one) that ``Outgoing.receipt_id``
+        names and ``pending_receipts`` waits for.
+
+        Raises ``NotConnected`` before CONNECTED or once disconnecting, ``UsageError`` for
+        a ``transaction`` that is not open or a header no STOMP version can carry."""
         self._require_connected("SEND")
         pairs = [("destination", destination)]
         if content_type is not None:
@@ -263,6 +276,11 @@ class ClientProtocol:
         id: str | None = None,
         receipt: bool | str = False,
     ) -> tuple[SubscriptionInfo, Outgoing]:
+        """SUBSCRIBE to ``destination``; the subscription (its id: ``id``, else a new one)
+        is live from now on and repeated by ``resubscribe_all`` on the next session.
+
+        Raises ``NotConnected`` before CONNECTED or once disconnecting; ``UsageError`` for
+        an unknown ack mode, client-individual on STOMP 1.0, or an id already live."""
         self._require_connected("SUBSCRIBE")
         if ack not in ACK_MODES:
             raise UsageError(f"ack must be one of {ACK_MODES}, not {ack!r}")
@@ -318,6 +336,12 @@ class ClientProtocol:
         receipt: bool | str = False,
         headers: Headers | None = None,
     ) -> Outgoing:
+        """ACK ``message`` with the headers its version needs (1.2: ``id`` from its
+        ``ack``; 1.1: ``message-id`` and ``subscription``; 1.0: ``message-id``).
+
+        Raises ``NotConnected`` before CONNECTED or once disconnecting; ``UsageError`` for a
+        frame that is not a MESSAGE, lacks the header its version needs, belongs to an
+        auto-ack subscription, or names a ``transaction`` that is not open."""
         return self._acknowledge("ACK", message, transaction, receipt, headers)
 
     def nack(
@@ -328,6 +352,7 @@ class ClientProtocol:
         receipt: bool | str = False,
         headers: Headers | None = None,
     ) -> Outgoing:
+        """NACK ``message``: as ``ack``, and ``UsageError`` on STOMP 1.0, which has none."""
         if self.version == "1.0":
             raise UsageError("NACK does not exist in STOMP 1.0; this session negotiated 1.0")
         return self._acknowledge("NACK", message, transaction, receipt, headers)
@@ -372,6 +397,10 @@ class ClientProtocol:
     def begin(
         self, id: str | None = None, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> tuple[str, Outgoing]:
+        """BEGIN a transaction (``id``, else a new one); returns its id and the frame.
+
+        Raises ``NotConnected`` before CONNECTED or once disconnecting, ``UsageError`` for an
+        id that is already open."""
         self._require_connected("BEGIN")
         if id is None:
             id = self._new_id("tx")
@@ -384,11 +413,16 @@ class ClientProtocol:
     def commit(
         self, id: str, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> Outgoing:
+        """COMMIT transaction ``id``, which is then no longer open.
+
+        Raises ``NotConnected`` before CONNECTED or once disconnecting, ``UsageError`` for an
+        id that is not open."""
         return self._end_transaction("COMMIT", id, receipt, headers)
 
     def abort(
         self, id: str, *, receipt: bool | str = False, headers: Headers | None = None
     ) -> Outgoing:
+        """ABORT transaction ``id``: as ``commit``."""
         return self._end_transaction("ABORT", id, receipt, headers)
 
     def _end_transaction(
@@ -402,6 +436,10 @@ class ClientProtocol:
         return outgoing
 
     def disconnect(self, *, receipt: bool | str = True, headers: Headers | None = None) -> Outgoing:
+        """DISCONNECT, by default with a receipt (``disconnect_receipt``) whose RECEIPT
+        says the broker has seen every frame before it; the session is then DISCONNECTING.
+
+        Raises ``NotConnected`` before CONNECTED or once disconnecting."""
         self._require_connected("DISCONNECT")
         outgoing = self._build("DISCONNECT", _merge([], headers), b"", receipt, False)
         self.disconnect_receipt = outgoing.receipt_id
@@ -522,6 +560,8 @@ class ClientProtocol:
         return self.last_sent + self.send_interval
 
     def heartbeat_due(self, now: float) -> bool:
+        """Whether a heart-beat should go out at ``now``: nothing was sent for the agreed
+        interval."""
         due = self.next_heartbeat_at()
         return due is not None and now >= due
 
@@ -532,6 +572,8 @@ class ClientProtocol:
         return self.last_received + self.receive_timeout
 
     def broker_silent(self, now: float) -> bool:
+        """Whether, at ``now``, the broker has been silent past the tolerated time (the
+        caller decides what else counts as life: ``Connection`` asks the transport)."""
         deadline = self.silence_deadline()
         return deadline is not None and now > deadline
 

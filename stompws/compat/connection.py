@@ -122,12 +122,14 @@ class BaseConnection:
             self._listeners = {**self._listeners, name: listener}
 
     def remove_listener(self, name: str) -> None:
+        """Remove the listener set under ``name``; ``KeyError`` when there is none."""
         with self._listeners_lock:
             listeners = dict(self._listeners)
             del listeners[name]
             self._listeners = listeners
 
     def get_listener(self, name: str) -> Any:
+        """The listener set under ``name``, or None."""
         return self._listeners.get(name)
 
     def _listeners_in_order(self) -> list[Any]:
@@ -157,6 +159,8 @@ class BaseConnection:
             self._ssl[(str(host_and_port[0]), int(host_and_port[1]))] = params
 
     def get_ssl(self, host_and_port: HostAndPort | None = None) -> dict[str, Any] | None:
+        """The TLS settings given with ``set_ssl`` for ``host_and_port`` (None: the host
+        connected to now), as a dict; None when that host has none."""
         if host_and_port is None:
             client = self._client
             host_and_port = self._current(client) if client is not None else None
@@ -185,6 +189,7 @@ class BaseConnection:
         return used.pop().context() if used else None
 
     def is_connected(self) -> bool:
+        """True while the connection has its CONNECTED and has not ended."""
         client = self._client
         return client is not None and client.is_connected
 
@@ -423,11 +428,13 @@ class BaseConnection:
         headers: Mapping[str, Any] | None = None,
         **keyword_headers: Any,
     ) -> None:
+        """COMMIT ``transaction``; extra headers as stomp.py takes them."""
         self._end("COMMIT", transaction, merge(headers, keyword_headers))
 
     def abort(
         self, transaction: str, headers: Mapping[str, Any] | None = None, **keyword_headers: Any
     ) -> None:
+        """ABORT ``transaction``; extra headers as stomp.py takes them."""
         self._end("ABORT", transaction, merge(headers, keyword_headers))
 
     # -- what stomp.py programs read on a connection ------------------------------------------

@@ -244,9 +244,11 @@ class TestListener(StatsListener, WaitingListener, PrintingListener):
             self.message_received = False
 
     def get_latest_message(self) -> tuple[dict[str, Any], Any]:
+        """The last message received, as (headers, body); ``IndexError`` before any."""
         return self.message_list[-1]
 
     def wait_for_heartbeat(self, timeout: float | None = DEFAULT_WAIT) -> None:
+        """Until a heart-beat arrives (then forgets it); ``TimeoutError`` after ``timeout``."""
         if not _wait(self.heartbeat_condition, lambda: self.heartbeat_received, timeout):
             raise TimeoutError(f"no heart-beat within {timeout:g} s")
         with self.heartbeat_condition:

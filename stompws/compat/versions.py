@@ -65,6 +65,7 @@ class Connection10(BaseConnection):
         )
 
     def ack(self, id: str, transaction: str | None = None, receipt: str | None = None) -> None:
+        """ACK the message whose ``message-id`` is ``id``, as stomp.py's 1.0 ``ack``."""
         self._acknowledge(True, {"message-id": id}, transaction, receipt)
 
     def unsubscribe(
@@ -92,6 +93,7 @@ class Connection11(BaseConnection):
         transaction: str | None = None,
         receipt: str | None = None,
     ) -> None:
+        """ACK message-id ``id`` of ``subscription``, as stomp.py's 1.1 ``ack``."""
         self._acknowledge(
             True, {"message-id": id, "subscription": subscription}, transaction, receipt
         )
@@ -104,6 +106,8 @@ class Connection11(BaseConnection):
         receipt: str | None = None,
         **keyword_headers: Any,
     ) -> None:
+        """NACK message-id ``id`` of ``subscription``; extra keyword arguments go out as
+        headers, as stomp.py's 1.1 ``nack``."""
         self._acknowledge(
             False,
             {"message-id": id, "subscription": subscription},
@@ -115,6 +119,8 @@ class Connection11(BaseConnection):
     def unsubscribe(
         self, id: str, headers: Mapping[str, Any] | None = None, **keyword_headers: Any
     ) -> None:
+        """UNSUBSCRIBE subscription ``id``; ``headers`` and keyword arguments go out as
+        extra headers (RabbitMQ's ``durable``)."""
         self._unsubscribe(id, None, merge(headers, keyword_headers))
 
 
@@ -129,6 +135,7 @@ class Connection12(BaseConnection):
     version = "1.2"
 
     def ack(self, id: str, transaction: str | None = None, receipt: str | None = None) -> None:
+        """ACK the message whose ``ack`` header is ``id``, as stomp.py's 1.2 ``ack``."""
         self._acknowledge(True, {"ack": id}, transaction, receipt)
 
     def nack(
@@ -138,11 +145,15 @@ class Connection12(BaseConnection):
         receipt: str | None = None,
         **keyword_headers: Any,
     ) -> None:
+        """NACK the message whose ``ack`` header is ``id``; extra keyword arguments go out
+        as headers, as stomp.py's 1.2 ``nack``."""
         self._acknowledge(False, {"ack": id}, transaction, receipt, merge(keyword_headers))
 
     def unsubscribe(
         self, id: str, headers: Mapping[str, Any] | None = None, **keyword_headers: Any
     ) -> None:
+        """UNSUBSCRIBE subscription ``id``; ``headers`` and keyword arguments go out as
+        extra headers (RabbitMQ's ``durable``)."""
         self._unsubscribe(id, None, merge(headers, keyword_headers))
 
 

@@ -258,16 +258,21 @@ class Broker:
 
     @property
     def running(self) -> bool:
+        """True between a successful ``start()`` and ``stop()``."""
         return self._state == "running"
 
     # -- where it listens ------------------------------------------------------------------
 
     @property
     def ws_port(self) -> int | None:
+        """The WebSocket listener's port (chosen at ``start()`` when 0 was asked), or None
+        without one (``websocket=False``, or not started)."""
         return self._ws.port if self._ws is not None else None
 
     @property
     def tcp_port(self) -> int | None:
+        """The plain STOMP listener's port (chosen at ``start()`` when 0 was asked), or None
+        without one (``tcp=False``, or not started)."""
         return self._tcp.port if self._tcp is not None else None
 
     @property
@@ -362,6 +367,7 @@ class Broker:
         self._hub.faults.heartbeats_stopped = True
 
     def resume_heartbeats(self) -> None:
+        """Undo ``stop_heartbeats()``: heart-beats go out again at the agreed rate."""
         self._hub.faults.heartbeats_stopped = False
         self._nudge()
 
@@ -373,6 +379,8 @@ class Broker:
         self._hub.faults.silent = True
 
     def resume_sending(self) -> None:
+        """Undo ``go_silent()``: frames and heart-beats go out again (what was dropped
+        meanwhile stays dropped)."""
         self._hub.faults.silent = False
         self._nudge()
 
