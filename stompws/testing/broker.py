@@ -335,20 +335,27 @@ class Broker:
         with self._hub.lock:
             return [c.info() for c in self._live()]
 
-    def wait_for_connections(self, count: int, timeout: float = 5.0) -> list[ConnectionInfo]:
+    def wait_for_connections(
+        self, count: int, timeout: float = 5.0, *, sessions: bool = True
+    ) -> list[ConnectionInfo]:
         """Wait until exactly ``count`` clients have a STOMP session (CONNECTED sent, not
-        ended since); return them. Raises ``TimeoutError`` after ``timeout`` seconds."""
+        ended since); return them. Raises ``TimeoutError`` after ``timeout`` seconds.
 
-        def sessions() -> list[Connection]:
-            return [c for c in self._live() if c.session.connected]
+        ``sessions=False`` counts every open connection instead, as ``connections`` lists
+        them: handshakes under way too, so that ``wait_for_connections(0, sessions=False)``
+        waits until the broker's side of a refused TLS or WebSocket handshake has ended."""
 
-        if not self._hub.wait(lambda _: len(sessions()) == count, timeout):
+        def counted() -> list[Connection]:
+            live = self._live()
+            return [c for c in live if c.session.connected] if sessions else live
+
+        if not self._hub.wait(lambda _: len(counted()) == count, timeout):
+            what = "STOMP session(s)" if sessions else "open connection(s)"
             raise TimeoutError(
-                f"{count} STOMP session(s) expected within {timeout:g} s; "
-                f"the broker has {self.connections}"
+                f"{count} {what} expected within {timeout:g} s; the broker has {self.connections}"
             )
         with self._hub.lock:
-            return [c.info() for c in sessions()]
+            return [c.info() for c in counted()]
 
     def _live(self) -> list[Connection]:
         live = [c for c in self._hub.connections() if not (c.closing or c.session.ended)]

@@ -180,3 +180,17 @@ def test_reset_faults(broker: Broker, url: str, clients: Connect) -> None:
     receipt = client.send("/queue/reset", "x", receipt=True)
     assert receipt is not None
     receipt.wait(1.0)
+
+
+def test_waiting_for_open_connections_counts_those_without_a_session(broker: Broker) -> None:
+    # A peer that connected its socket but sent no CONNECT: open, with no session yet.
+    peer = RawPeer(broker.tcp_url)
+    try:
+        assert len(broker.wait_for_connections(1, timeout=WAIT, sessions=False)) == 1
+        assert broker.wait_for_connections(0, timeout=WAIT) == []  # sessions only
+        with pytest.raises(TimeoutError, match="1 STOMP session"):
+            broker.wait_for_connections(1, timeout=0.2)
+    finally:
+        peer.sock.close()
+    broker.wait_for_connections(0, timeout=WAIT, sessions=False)
+    assert broker.connections == []
