@@ -6,14 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINTED := stompws tests benchmarks scripts examples noxfile.py
 
-.PHONY: venv lint dist-check test unit hermetic matrix stress brokers brokers-down interop compat bench bench-quick demo fuzz clean
+.PHONY: venv lint dist-check docs test unit hermetic matrix stress brokers brokers-down interop compat bench bench-quick demo fuzz clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,release,matrix]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,release,matrix,docs]'
 	touch $(STAMP)
 
 lint: venv
@@ -30,6 +30,11 @@ brokers-down:
 interop:
 	scripts/interop/setup.sh
 
+# The site (mkdocs.yml): the guides and the API reference from the docstrings; any warning
+# (a broken link, a page left out of the nav, a reference that does not resolve) fails it.
+docs: venv
+	$(BIN)/mkdocs build --strict --quiet
+
 # The sdist and wheel a release would upload: built, checked by twine, and the wheel installed
 # in a new virtualenv outside the checkout runs `stompws --version` and the quickstart.
 dist-check: venv
@@ -37,7 +42,7 @@ dist-check: venv
 
 # Two pytest runs: the tests marked `isolated` restart or cut off a broker the others share,
 # so they run alone, after the rest; coverage adds up over both (--cov-append).
-test: venv lint dist-check brokers interop
+test: venv lint docs dist-check brokers interop
 	$(BIN)/pytest --cov=stompws --cov-report= -m "not isolated" tests
 	$(BIN)/pytest --cov=stompws --cov-append --cov-report=term-missing:skip-covered \
 		-m isolated tests
@@ -130,4 +135,4 @@ demo: venv
 	$(BIN)/python examples/quickstart.py
 
 clean:
-	rm -rf $(VENV) .brokers .interop .coverage .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) site .brokers .interop .coverage .mypy_cache .ruff_cache .pytest_cache .hypothesis

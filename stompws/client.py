@@ -98,8 +98,8 @@ class _AlreadySubscribed(Exception):
 class Client:
     """A STOMP client over WebSocket (ws://, wss://) or TCP (stomp://, stomp+ssl://).
 
-    See the README for the threading model. All arguments after the URL are keyword-only;
-    ``url`` may also be a list of URLs, tried in order.
+    See docs/guides/threading.md for the threading model. All arguments after the URL are
+    keyword-only; ``url`` may also be a list of URLs, tried in order.
     """
 
     def __init__(

@@ -4,7 +4,8 @@ stomp.py programs and its own examples read the connection's transport: whether 
 connected, where to (``current_host_and_port``), its listeners, and wait for the connection.
 This is a view over the compat connection and its native client with those names and
 meanings; stomp.py's I/O internals (``socket``, ``send``, ``receive``, ``override_threading``)
-have no counterpart, since stompws owns its socket and threads (README says so).
+have no counterpart, since stompws owns its socket and threads (docs/guides/migration.md
+says so).
 """
 
 from __future__ import annotations

@@ -9,10 +9,9 @@ messages of every object and exception the session produced) for the secrets.
 
 websocket-client logs the handshake request (Authorization included) and every frame (the
 CONNECT with its passcode included) only when its trace is on (``websocket.enableTrace``);
-stompws never turns it on, which ``test_websocket_trace_stays_off`` checks. The README says
-not to turn it on where logs are kept. The embedded broker's WebSocket server library
-(``websockets``) logs the request headers it receives at DEBUG: that is the server side, so
-its records are left out here.
+stompws never turns it on, which ``test_websocket_trace_stays_off`` checks. The embedded
+broker's WebSocket server library (``websockets``) logs the request headers it receives at
+DEBUG: that is the server side, so its records are left out here.
 """
 
 from __future__ import annotations
