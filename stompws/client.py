@@ -377,14 +377,16 @@ class Client:
             connection.attempt.fail(
                 ConnectError(f"connection to {endpoint.url} lost during CONNECT: {error}")
             )
+        # Before the reader starts: whatever the broker answers (an ERROR and a close can
+        # come at once) must reach the listeners after the CONNECT it answers.
+        if outgoing is not None:
+            self._listeners.call("on_send", outgoing.frame)
         if self._lifecycle.fire(Trigger.OPENED, connection) is None:
             transport.close()
             refused = ConnectError(f"not connecting to {endpoint.url}: disconnect() was called")
             self._listeners.call("on_disconnected", refused)
             raise refused
         connection.start()
-        if outgoing is not None:
-            self._listeners.call("on_send", outgoing.frame)
         return connection
 
     def disconnect(

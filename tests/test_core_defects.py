@@ -1138,3 +1138,60 @@ def test_bytes_waiting_at_the_deadline_are_life_between_two_reads(
     receipt.wait(5.0)
     assert recorder.of("heartbeat_timeout") == [], recorder.names()
     assert client.is_connected
+
+
+class _Order(stompws.Listener):
+    """The listener calls of one connect attempt, by name, in order (on_send included)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.lock = threading.Lock()
+
+    def _add(self, name: str) -> None:
+        with self.lock:
+            self.names.append(name)
+
+    def on_connecting(self, url: str) -> None:
+        self._add("connecting")
+
+    def on_send(self, frame: Frame) -> None:
+        self._add(f"send {frame.command}")
+
+    def on_error(self, frame: Frame) -> None:
+        self._add("error")
+
+    def on_disconnected(self, reason: BaseException | None) -> None:
+        self._add("disconnected")
+
+
+# Red before: on_send(CONNECT) was called after the reader started, so a broker answering
+# ERROR and closing at once could be heard first (on_error, on_disconnected, then the
+# CONNECT). stompws.compat, which learns from that on_send that a socket was opened, then
+# dropped the on_disconnected (a fresh-clone run: ActiveMQ, connect(wait=False) with a bad
+# passcode, "no disconnected within 10 s"). The connecting thread is held here after the
+# reader's start until the connection has ended: the order the race produced.
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@ends_clean
+def test_listeners_hear_the_connect_before_what_answers_it(
+    harness: Harness, transport: TransportName, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = Connection.start
+
+    def start_then_let_the_reader_run(self: Connection) -> None:
+        start(self)
+        self.ended.wait(5.0)
+
+    monkeypatch.setattr(Connection, "start", start_then_let_the_reader_run)
+    peer = harness.peer(transport)
+    client = harness.client(peer)
+    order = _Order()
+    client.add_listener(order)
+    connecting = harness.background(client.connect, "connect")
+    conn = peer.accept()
+    conn.expect("CONNECT")
+    conn.error("bad login", body="User name [guest] or password is invalid.")
+    conn.close()
+    assert connecting.done(5.0), "connect() did not return"
+    assert isinstance(connecting.error, stompws.BrokerError), repr(connecting.error)
+    with order.lock:
+        assert order.names == ["connecting", "send CONNECT", "error", "disconnected"]
