@@ -12,6 +12,7 @@ import pytest
 import stompws
 
 from ..support.recording import Collector
+from .conftest import ClientFactory
 
 pytestmark = pytest.mark.brokers
 
@@ -81,11 +82,19 @@ def _diagnosis(
     return "\n".join(lines)
 
 
-def test_concurrent_senders_never_corrupt_a_frame(fast_client: stompws.Client, queue: str) -> None:
+def test_concurrent_senders_never_corrupt_a_frame(
+    fast_client: stompws.Client, make_client: ClientFactory, queue: str
+) -> None:
+    # The messages come back on a connection of their own. On one connection that both
+    # sends and consumes, ActiveMQ stopped answering it altogether now and then (1.0 in CI,
+    # 1.2 in a fresh clone: 195 of 1,600 delivered, the rest a tail per sender, the reader
+    # idle with nothing to read, a later SUBSCRIBE's RECEIPT never came, nothing in its log).
+    # The concurrency under test is the sending client's.
+    consumer = make_client(heartbeats=(0, 0))
     collected = Collector()
     received = _MessageCounter()
-    fast_client.add_listener(received)
-    fast_client.subscribe(queue, callback=collected, receipt=True)
+    consumer.add_listener(received)
+    consumer.subscribe(queue, callback=collected, receipt=True)
     go = threading.Event()
     failures: list[BaseException] = []
 
