@@ -79,6 +79,13 @@ logger = logging.getLogger("stompws.client")
 # frames it had already read, as it does with the RECEIPT of a refused SUBSCRIBE). A later
 # close is not blamed on it: ActiveMQ keeps a connection open after some ERRORs.
 ERROR_ANSWER_WINDOW = 2.0
+
+# RabbitMQ 3.10's Web STOMP refuses a SUBSCRIBE to a queue that no longer exists by closing
+# the WebSocket (code 1000, "STOMP died") without the ERROR it sends over TCP. A broker
+# answers frames in order, so the first resubscription left unanswered by the broker's own
+# close is the one it refused; when the same one is at this many such closes in a row, it is
+# taken as refused. A connection lost without a close frame (a network failure) never counts.
+REFUSAL_STRIKES = 2
 # Receipts a connection keeps at once: past that, the oldest ones whose wait() already timed
 # out are given up (a broker that never answers must not grow the client without bound).
 # Receipts nobody has given up on are never dropped: a burst of sends is no reason to fail.
@@ -185,6 +192,9 @@ class Client:
         # receipt) is never reused on a later connection.
         self._ids = itertools.count(1)
         self._subscriptions: dict[str, Subscription] = {}  # handles, by the session's ids
+        # The subscription whose resubscription was the first left unanswered by the last
+        # close(s), and at how many closes in a row (only connection_lost uses it).
+        self._refusal_suspect: tuple[str, int] | None = None
         self._transactions: dict[str, Transaction] = {}  # handles, by the session's ids
         self._supervisor = (
             Supervisor(reconnect, self._reconnect_once, self._gave_up) if reconnect else None
@@ -640,7 +650,8 @@ class Client:
         )
 
     def _on_error(self, connection: Connection, event: ErrorReceived) -> None:
-        """An ERROR fails exactly what it names: its receipt, else the connect attempt; if
+        """An ERROR fails exactly what it names: its receipt, else the connect attempt, and
+        the subscription it ended (a refused resubscription, one the broker cancelled); if
         the connection ends before anything else arrives, it is the reason of that end."""
         error = BrokerError(event.frame)
         logger.warning("%r: %s", self, error)
@@ -651,10 +662,23 @@ class Client:
                 self._refused(connection, receipt, error)
         elif not connection.attempt.settled.is_set():
             connection.attempt.fail(error)
+        ended = event.ended_subscription
         with connection.lock:
             connection.unanswered_error = error
             connection.error_mark = connection.next_ticket - 1
             connection.error_at = time.monotonic()
+            subscription = self._subscriptions.pop(ended.id, None) if ended else None
+        if ended is not None:
+            # The session has forgotten it already: it is not made again on a reconnect.
+            logger.warning(
+                "%r: subscription %s to %s ended by the broker: %s",
+                self,
+                ended.id,
+                ended.destination,
+                error,
+            )
+        if subscription is not None:
+            subscription._close(error, failed=True)
         self._listeners.call("on_error", event.frame)
 
     def connection_heartbeat_timeout(self, connection: Connection) -> None:
@@ -701,6 +725,9 @@ class Client:
         if unanswered is not failure:
             unanswered.__cause__ = failure
         with connection.lock:
+            unanswered_resubscription = next(
+                (r for r in connection.resubscriptions if r.id in connection.receipts), None
+            )
             receipts = [
                 connection.receipts.pop(rid)
                 for rid in lost.pending_receipts
@@ -710,6 +737,7 @@ class Client:
             connection.receipts.clear()
         for receipt in receipts:
             receipt.fail(unanswered)
+        self._judge_resubscriptions(connection, reason, unanswered_resubscription, failure)
         for tx_id in lost.open_transactions:
             tx = self._transactions.get(tx_id)
             if tx is not None and tx.session is connection.protocol:
@@ -742,6 +770,42 @@ class Client:
         ):
             # After on_disconnected, so that listeners see this loss before the next attempt.
             self._supervisor.ensure_running()
+
+    def _judge_resubscriptions(
+        self,
+        connection: Connection,
+        reason: BaseException | None,
+        first_unanswered: Receipt | None,
+        failure: StompError,
+    ) -> None:
+        """At the end of ``connection``: end the subscription whose resubscription the
+        broker keeps answering with a close (REFUSAL_STRIKES), so that the next reconnect
+        goes on without it instead of being closed again, and again."""
+        suspect = None
+        closed_by_broker = isinstance(reason, ConnectionClosed) and reason.code is not None
+        if closed_by_broker and first_unanswered is not None:
+            suspect = first_unanswered.subscription_id
+        previous, self._refusal_suspect = self._refusal_suspect, None
+        if suspect is None:
+            return
+        strikes = previous[1] + 1 if previous is not None and previous[0] == suspect else 1
+        if strikes < REFUSAL_STRIKES:
+            self._refusal_suspect = (suspect, strikes)
+            return
+        with connection.lock:
+            info = connection.protocol.subscriptions.get(suspect)
+            connection.protocol.forget_subscription(suspect)
+            subscription = self._subscriptions.pop(suspect, None)
+        destination = info.destination if info is not None else "?"
+        error = ConnectionClosed(
+            f"the broker refuses subscription {suspect} to {destination}: {strikes} times in "
+            f"a row it closed the connection right after that SUBSCRIBE, without answering "
+            f"it ({failure}); it is not made again"
+        )
+        error.__cause__ = failure
+        logger.warning("%r: %s", self, error)
+        if subscription is not None:
+            subscription._close(error, failed=True)
 
     # -- how an operation reaches the wire ----------------------------------------------------
 

@@ -44,10 +44,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from .errors import BrokerError, ConnectionClosed, HeartbeatTimeout, ProtocolError
-from .handles import Outcome
+from .handles import Outcome, Receipt
 from .protocol import (
     HEARTBEAT_BYTES,
     ClientProtocol,
@@ -59,9 +59,6 @@ from .protocol import (
 )
 from .transport import Transport
 from .wirelog import HEARTBEATS, WIRE, log_received, log_sent
-
-if TYPE_CHECKING:
-    from .handles import Receipt
 
 __all__ = ["ConnectAttempt", "Connection", "ConnectionHandler"]
 
@@ -114,6 +111,9 @@ class Connection:
         # Receipts whose RECEIPT came while that ERROR may still be about their frame
         # (``Receipt.received_in_doubt``); settled by what the broker does next.
         self.doubted: list[Receipt] = []
+        # The receipts of the SUBSCRIBE frames that repeated the previous connection's
+        # subscriptions, in the order they were sent (``Client.connection_lost``).
+        self.resubscriptions: list[Receipt] = []
         self._handler = handler
         self._end_reason: BaseException | None = None
         self.reader_thread = threading.Thread(
@@ -298,11 +298,31 @@ class Connection:
             if type(event) is Connected:
                 resubscriptions = self.protocol.resubscribe_all()
                 tickets = [self._enqueue(o.data) for o in resubscriptions]
+                for outgoing, ticket in zip(resubscriptions, tickets, strict=True):
+                    self._await_resubscription(outgoing, ticket)
                 if resubscriptions and WIRE.isEnabledFor(logging.DEBUG):
                     log_sent(self, (o.frame for o in resubscriptions))
                 self._start_heartbeats()
                 return tickets
         return []
+
+    def _await_resubscription(self, outgoing: Outgoing, ticket: int) -> None:
+        """Under ``lock``: a handle for the resubscription's receipt, nobody waits on it. A
+        refusal then ends that subscription alone, as for a caller's SUBSCRIBE with a
+        receipt, whether the ERROR names the receipt (ActiveMQ) or comes just before it,
+        followed by the close (RabbitMQ)."""
+        if outgoing.receipt_id is None:  # pragma: no cover - resubscribe_all asks for one
+            return
+        receipt = Receipt(
+            outgoing.receipt_id,
+            "SUBSCRIBE",
+            self,
+            self.write_timeout,
+            outgoing.frame.headers["id"],
+        )
+        receipt.ticket = ticket
+        self.receipts[outgoing.receipt_id] = receipt
+        self.resubscriptions.append(receipt)
 
     def _dispatch(self, events: list[Event], now: float) -> None:
         self._handler.connection_events(self, events)

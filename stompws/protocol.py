@@ -103,6 +103,10 @@ class ReceiptReceived:
 class ErrorReceived:
     frame: Frame
     receipt_id: str | None  # the pending receipt this ERROR answers, if it names one
+    # The subscription this ERROR ended, no longer in ``subscriptions``: one the broker
+    # cancelled by naming it in a ``subscription`` header (RabbitMQ does when the queue it
+    # reads is deleted, and keeps the connection open).
+    ended_subscription: SubscriptionInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,9 +312,13 @@ class ClientProtocol:
     def resubscribe_all(self) -> list[Outgoing]:
         """The SUBSCRIBE frames that repeat the previous session's subscriptions, once,
         right after CONNECTED (before any frame of the caller's can be built), so that no
-        id is subscribed twice on this connection."""
+        id is subscribed twice on this connection.
+
+        Each asks for a receipt, so that a refusal (its queue was deleted meanwhile) can be
+        told apart from the others' success: the caller ends that subscription alone, as
+        for any refused SUBSCRIBE, instead of every reconnect being refused again."""
         inherited, self._inherited = self._inherited, ()
-        return [self.resubscribe(info) for info in inherited]
+        return [self.resubscribe(info, receipt=True) for info in inherited]
 
     def unsubscribe(
         self, id: str, *, receipt: bool | str = False, headers: Headers | None = None
@@ -516,7 +524,11 @@ class ClientProtocol:
                 receipt_id = None
             if self.state is State.CONNECTING:
                 self.state = State.CLOSED
-            return ErrorReceived(item, receipt_id)
+            # Naming a subscription (and no frame of ours) ends it; any other ERROR is about
+            # a frame, or about the connection.
+            cancelled = item.headers.get("subscription") if receipt_id is None else None
+            ended = self.subscriptions.pop(cancelled, None) if cancelled is not None else None
+            return ErrorReceived(item, receipt_id, ended)
         if command == "CONNECTED":
             return self._connected(item)
         if command in _FRAMES_FROM_BROKER:  # pragma: no cover - every one is handled above

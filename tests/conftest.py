@@ -4,6 +4,7 @@ import threading
 from collections.abc import Generator, Iterator
 
 import pytest
+from hypothesis import settings
 
 from .support.brokers import broker_log_news, broker_log_sizes
 from .support.busy import (  # noqa: F401  (hooks: pytest finds them by name)
@@ -17,6 +18,13 @@ from .support.ci import in_ci, is_structural
 # The fixtures the package ships for its users' tests, used by its own: stomp_broker and
 # stomp_broker_factory (tests/support/embedded.py says when a suite shares one instead).
 pytest_plugins = ["stompws.testing.pytest_plugin"]
+
+# No per-example deadline (hypothesis's default is 200 ms): it times the machine, not the
+# code. On a 2-core machine running the test matrix beside this run, one parser round trip
+# took 395 ms and failed; a slow path the code really has shows in benchmarks/, and a hang
+# is pytest-timeout's to stop.
+settings.register_profile("stompws", deadline=None)
+settings.load_profile("stompws")
 
 
 @pytest.fixture(autouse=True)

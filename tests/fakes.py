@@ -1,10 +1,10 @@
 """A fake STOMP broker that runs one script for every connection, for client tests.
 
 Each accepted connection runs ``script(peer)`` on its own thread. The sockets are
-tests/support/peer.py's ``ScriptedPeer`` (TCP on 127.0.0.1): ``Peer`` reads what the client
-sent one frame at a time and writes raw bytes, so a script can send exactly what a broken
-broker would. A test that scripts each connection from its own thread uses ``ScriptedPeer``
-directly.
+tests/support/peer.py's ``ScriptedPeer`` (TCP on 127.0.0.1, or WebSocket over it): ``Peer``
+reads what the client sent one frame at a time and writes raw bytes (over WebSocket, one
+message each), so a script can send exactly what a broken broker would. A test that
+scripts each connection from its own thread uses ``ScriptedPeer`` directly.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 from stompws import Frame, FrameParser, Heartbeat
 
-from .support.peer import PeerConnection, ScriptedPeer
+from .support.peer import PeerConnection, ScriptedPeer, TransportName
 from .support.ports import refusing_port
 
 _numbers = itertools.count(1)
@@ -100,13 +100,13 @@ class Peer:
 
 
 class FakeBroker:
-    def __init__(self, script: Callable[[Peer], None]) -> None:
+    def __init__(self, script: Callable[[Peer], None], transport: TransportName = "tcp") -> None:
         self.script = script
         self.errors: list[BaseException] = []
         self.done = threading.Event()
         self._threads: list[threading.Thread] = []
         # The scripts answer DISCONNECT themselves (answer_receipts_until_disconnect).
-        self._peer = ScriptedPeer("tcp", answer_disconnect=False, on_accept=self._start)
+        self._peer = ScriptedPeer(transport, answer_disconnect=False, on_accept=self._start)
         self.port = self._peer.port
         self.url = self._peer.url
 
@@ -139,8 +139,10 @@ class FakeBroker:
 
 
 @contextlib.contextmanager
-def fake_broker(script: Callable[[Peer], None]) -> Iterator[FakeBroker]:
-    broker = FakeBroker(script)
+def fake_broker(
+    script: Callable[[Peer], None], transport: TransportName = "tcp"
+) -> Iterator[FakeBroker]:
+    broker = FakeBroker(script, transport)
     try:
         yield broker
     finally:

@@ -538,6 +538,7 @@ def test_inherited_subscriptions_are_repeated_once_after_connected() -> None:
         ("id", "s1"),
         ("ack", "client"),
         ("durable", "true"),
+        ("receipt", again.receipt_id),
     ]
     assert protocol.resubscribe_all() == []
     with pytest.raises(UsageError, match="already in use"):
@@ -550,3 +551,73 @@ def test_receipt_ids_chosen_by_the_caller() -> None:
     assert out.receipt_id == "mine-1" and ("receipt", "mine-1") in out.frame.header_list
     with pytest.raises(UsageError, match="already waiting"):
         protocol.send("/q", "y", receipt="mine-1")
+
+
+# -- subscriptions the broker ends ------------------------------------------------------------
+
+
+def _next_session(previous: ClientProtocol) -> ClientProtocol:
+    """The next connection of the same client: the previous session's subscriptions are
+    inherited and repeated right after CONNECTED."""
+    protocol = ClientProtocol(subscriptions=previous.subscriptions.values())
+    protocol.connect(login="guest", passcode="guest")
+    headers = {"version": "1.2", "heart-beat": "0,0"}
+    [event] = protocol.receive_data(wire("CONNECTED", headers), 0)
+    assert isinstance(event, Connected)
+    return protocol
+
+
+def test_resubscriptions_ask_for_a_receipt() -> None:
+    first = connected()
+    info, _ = first.subscribe("/amq/queue/q", ack="client-individual")
+    second = _next_session(first)
+    [out] = second.resubscribe_all()
+    frame = sent(out.data)
+    assert frame.headers["id"] == info.id and "receipt" in frame.headers
+    assert out.receipt_id == frame.headers["receipt"]
+    [event] = second.receive_data(wire("RECEIPT", {"receipt-id": frame.headers["receipt"]}), 0)
+    assert isinstance(event, ReceiptReceived) and event.expected
+    assert second.subscriptions == {info.id: info}
+
+
+def test_an_error_answering_a_resubscription_names_its_receipt() -> None:
+    """The session leaves the subscription in place: the caller ends it, as for a refused
+    SUBSCRIBE of its own (a broker may also answer ERROR without the receipt id, then the
+    RECEIPT, then close: only the caller sees all three)."""
+    first = connected()
+    gone, _ = first.subscribe("/amq/queue/deleted")
+    kept, _ = first.subscribe("/queue/kept")
+    second = _next_session(first)
+    refused, accepted = (sent(out.data) for out in second.resubscribe_all())
+    assert (refused.headers["id"], accepted.headers["id"]) == (gone.id, kept.id)
+    error = wire("ERROR", {"receipt-id": refused.headers["receipt"], "message": "not_found"})
+    [event] = second.receive_data(error, 0)
+    assert isinstance(event, ErrorReceived)
+    assert event.receipt_id == refused.headers["receipt"]
+    assert event.ended_subscription is None
+    second.forget_subscription(gone.id)
+    third = _next_session(second)
+    assert [sent(out.data).headers["id"] for out in third.resubscribe_all()] == [kept.id]
+
+
+def test_an_error_naming_a_subscription_ends_it() -> None:
+    """RabbitMQ's answer when the queue a subscription reads is deleted: an ERROR with a
+    ``subscription`` header, and the connection stays open."""
+    protocol = connected()
+    cancelled, _ = protocol.subscribe("/amq/queue/q")
+    other, _ = protocol.subscribe("/queue/other")
+    cancel = {"message": "Server cancelled subscription", "subscription": cancelled.id}
+    error = wire("ERROR", cancel)
+    [event] = protocol.receive_data(error, 0)
+    assert isinstance(event, ErrorReceived) and event.receipt_id is None
+    assert event.ended_subscription == cancelled
+    assert protocol.subscriptions == {other.id: other}
+    assert protocol.state is State.CONNECTED
+
+
+def test_an_error_naming_an_unknown_subscription_ends_none() -> None:
+    protocol = connected()
+    info, _ = protocol.subscribe("/q")
+    [event] = protocol.receive_data(wire("ERROR", {"subscription": "not-ours"}), 0)
+    assert isinstance(event, ErrorReceived) and event.ended_subscription is None
+    assert protocol.subscriptions == {info.id: info}

@@ -135,7 +135,10 @@ def test_reconnects_and_subscribes_again_with_the_same_id() -> None:
         assert client.state is ClientState.CONNECTED
         client.disconnect()
     first, second = sessions.subscribes
-    assert first.header_list[:-1] == second.header_list  # the first asked for a receipt
+    # Both ask for a receipt: the first because the caller did, the second so that a
+    # refusal ends that subscription alone (tests/faults/test_ended_subscriptions.py).
+    assert first.header_list[:-1] == second.header_list[:-1]
+    assert second.header_list[-1][0] == "receipt"
     assert second.headers["id"] == subscription.id and second.headers["prefetch-count"] == "3"
     names = recorder.names()
     assert names.count("connecting") == 2

@@ -1,17 +1,19 @@
-"""A RabbitMQ restart in the middle of a stream: nothing that was confirmed is lost.
+"""A broker restart in the middle of a stream: nothing that was confirmed is lost.
 
 A producer (STOMP over TCP) sends numbered persistent messages to a durable queue, each with
 a receipt, and sends a number again when its send or receipt failed because of the loss. A
-consumer (STOMP over WebSocket, client-individual acks) records what arrives. Both have
-reconnect. In the middle, scripts/brokers/rabbitmq.sh restarts the node (its data kept).
+consumer (STOMP over WebSocket on RabbitMQ, over TCP on ActiveMQ, which Debian builds
+without its WebSocket transport; client-individual acks) records what arrives. Both have
+reconnect. In the middle, scripts/brokers/rabbitmq.sh or activemq.sh restarts the broker
+(its data kept: RabbitMQ's durable queue, ActiveMQ's KahaDB store).
 Afterwards every number that got a RECEIPT has arrived at least once, both clients are
 connected again, and the test prints reconnects, counts, duplicates and recovery times.
 
 The consumer runs without heart-beats: RabbitMQ 3.10's Web STOMP heart-beat monitor can
 crash a busy connection (DESIGN.md); the restart closes the connections anyway.
 
-Isolated: the restart drops every other test's connection to RabbitMQ, so `make test` runs
-it in a pytest run of its own after the rest.
+Isolated: the restart drops every other test's connection to that broker, so `make test`
+runs it in a pytest run of its own after the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,7 +38,21 @@ from .support import BROKERS, WAIT, Broker, new_queue
 
 pytestmark = [pytest.mark.brokers, pytest.mark.isolated]
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "brokers" / "rabbitmq.sh"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "brokers"
+
+
+@dataclass(frozen=True)
+class Restarted:
+    name: str
+    script: str
+    consumer: str  # the broker endpoints (tests/faults/support.py BROKERS) of each client
+    producer: str
+
+
+RESTARTED = [
+    Restarted("rabbitmq", "rabbitmq.sh", consumer="rabbitmq-ws", producer="rabbitmq-tcp"),
+    Restarted("activemq", "activemq.sh", consumer="activemq-tcp", producer="activemq-tcp"),
+]
 SCRIPT_TIMEOUT = 120.0
 RECONNECT = Reconnect(initial=0.05, maximum=0.5)
 BEFORE = 200  # confirmed messages before the restart
@@ -65,9 +82,9 @@ class Stream:
         return [n for n, seen in self.ack_refused.items() if self.received[n] <= seen]
 
 
-def _script(command: str) -> subprocess.CompletedProcess[str]:
+def _script(script: str, command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(SCRIPT), command],
+        [str(SCRIPTS / script), command],
         capture_output=True,
         text=True,
         timeout=SCRIPT_TIMEOUT,
@@ -97,10 +114,12 @@ def _produce(producer: stompws.Client, queue: str, stream: Stream, stop: threadi
 
 
 @pytest.mark.timeout(240)
-def test_rabbitmq_restart_in_the_middle_of_a_stream(
-    require: Callable[[Broker], Broker], make_client: ClientFactory
+@pytest.mark.parametrize("restarted", RESTARTED, ids=[r.name for r in RESTARTED])
+def test_broker_restart_in_the_middle_of_a_stream(
+    require: Callable[[Broker], Broker], make_client: ClientFactory, restarted: Restarted
 ) -> None:
-    ws, tcp = require(BROKERS["rabbitmq-ws"]), require(BROKERS["rabbitmq-tcp"])
+    ws = require(BROKERS[restarted.consumer])  # the consumer's endpoint (WebSocket or not)
+    tcp = require(BROKERS[restarted.producer])
     queue = new_queue("faults-restart")
     stream = Stream()
 
@@ -144,9 +163,9 @@ def test_rabbitmq_restart_in_the_middle_of_a_stream(
             WAIT,
         )
         restart_at = time.monotonic()
-        restarted = _script("restart")
+        restart = _script(restarted.script, "restart")
         back_at = time.monotonic()
-        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert restart.returncode == 0, restart.stdout + restart.stderr
         with stream.condition:
             confirmed_at_restart = len(stream.confirmed)
         consumer_back = consumer_events.wait_for_events("connected", 2, timeout=30)[1].at
@@ -172,9 +191,9 @@ def test_rabbitmq_restart_in_the_middle_of_a_stream(
     finally:
         stop.set()
         feeder.join(WAIT + 5)
-        started = _script("start")  # RabbitMQ runs again for whatever comes next
+        started = _script(restarted.script, "start")  # it runs again for whatever comes next
         if started.returncode != 0:
-            print(f"rabbitmq.sh start failed:\n{started.stdout}{started.stderr}")
+            print(f"{restarted.script} start failed:\n{started.stdout}{started.stderr}")
     assert started.returncode == 0, started.stdout + started.stderr
 
     assert consumer.is_connected and producer.is_connected
@@ -195,8 +214,9 @@ def test_rabbitmq_restart_in_the_middle_of_a_stream(
         len(producer_events.of("connecting")) - len(producer_events.of("connected")),
     )
     print(
-        f"\nRabbitMQ restart: script took {back_at - restart_at:.1f} s; consumer (ws) back "
-        f"{consumer_back - restart_at:.1f} s and producer (tcp) back "
+        f"\n{restarted.name} restart: script took {back_at - restart_at:.1f} s; consumer "
+        f"({restarted.consumer}) back {consumer_back - restart_at:.1f} s and producer "
+        f"({restarted.producer}) back "
         f"{producer_back - restart_at:.1f} s after the restart began "
         f"({consumer_back - back_at:+.1f} s / {producer_back - back_at:+.1f} s after the "
         f"script returned); reconnects consumer {reconnects[0]}, producer {reconnects[1]}; "
