@@ -6,14 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINTED := stompws tests benchmarks scripts examples noxfile.py
 
-.PHONY: venv lint dist-check docs test unit hermetic matrix stress brokers brokers-down interop compat bench bench-quick demo fuzz clean
+.PHONY: venv lint dist-check docs test test-cluster soak unit hermetic matrix stress brokers brokers-down interop compat bench bench-quick demo fuzz clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet pip==26.3
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,lint,release,matrix,docs]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,lint,release,matrix,docs,soak]'
 	touch $(STAMP)
 
 lint: venv
@@ -40,25 +40,65 @@ docs: venv
 dist-check: venv
 	scripts/release/check_dist.sh
 
-# Two pytest runs: the tests marked `isolated` restart or cut off a broker the others share,
-# so they run alone, after the rest; coverage adds up over both (--cov-append).
-test: venv lint docs dist-check brokers interop
-	$(BIN)/pytest --cov=stompws --cov-report= -m "not isolated" tests
+# Three phases. The broker-less suites (`hermetic`) mostly wait (heart-beat periods,
+# timeouts, a silent peer's deadline: about 30 % of one core when run one test at a time), so
+# pytest-xdist runs them HERMETIC_WORKERS at a time, alone on the machine. Then the tests
+# against the real brokers, one at a time (they share the brokers), and meanwhile the same
+# broker-less suites on the other supported Pythons (the matrix, noxfile.py), each a single
+# pytest process: together they keep the 2 cores about half busy, so that neither starves
+# the brokers' heart-beats. The tests marked `isolated` restart a broker or block it with an
+# alarm: they run alone after the other broker tests. Coverage adds up over the runs on
+# `make test`'s own interpreter (--cov-append).
+HERMETIC_WORKERS ?= 4
+MATRIX_WORKERS ?= 0
+MATRIX_PYTHONS := 3.10 3.12 3.13
+HERMETIC_MARKS := not integration and not isolated
+
+# The slow parts of setting up (installing and starting the brokers, the Node peers, the
+# matrix's virtualenvs) wait on the network and on the brokers' start: done side by side.
+test: venv lint docs dist-check
+	$(MAKE) --no-print-directory -j3 --output-sync=target brokers interop matrix-venvs
+	rm -f .coverage
+	$(BIN)/pytest -n $(HERMETIC_WORKERS) --cov=stompws --cov-report= -m "$(HERMETIC_MARKS)" tests
+	$(MAKE) --no-print-directory -j$(words x $(MATRIX_PYTHONS)) --output-sync=target \
+		test-brokers $(addprefix matrix-,$(MATRIX_PYTHONS))
+
+.PHONY: test-brokers matrix-venvs $(addprefix matrix-,$(MATRIX_PYTHONS))
+test-brokers: venv
+	$(BIN)/pytest --cov=stompws --cov-append --cov-report= \
+		-m "integration and not isolated and not cluster" tests
 	$(BIN)/pytest --cov=stompws --cov-append --cov-report=term-missing:skip-covered \
-		-m isolated tests
+		-m "isolated and not cluster" tests
+
+# --no-install: filled by matrix-venvs (three installs at once would race on the egg-info).
+$(addprefix matrix-,$(MATRIX_PYTHONS)): matrix-%: venv
+	$(BIN)/nox --no-install -s hermetic-$* -- -n $(MATRIX_WORKERS)
+
+# The matrix's virtualenvs, made and filled (not while dist-check builds: both write the
+# package's egg-info in the checkout).
+matrix-venvs: venv
+	$(BIN)/nox -s $(addprefix hermetic-,$(MATRIX_PYTHONS)) --install-only
+
+# Fail-over across a three-node RabbitMQ cluster (scripts/brokers/cluster.sh: the tests form
+# it when it is not running and stop it afterwards). About 2.5 minutes on this 2-core machine
+# (forming the cluster about 30 s, each transport about 50 s, mostly the restarts of killed
+# nodes): more than `make test` may grow by, so .ci/run runs this target after `make test`.
+test-cluster: venv
+	scripts/brokers/install.sh
+	$(BIN)/pytest -m cluster tests/cluster
 
 # The suite without the real brokers or Node: unit tests and everything against the embedded
 # broker, fake peers and the fault proxy in this process.
 # Isolated tests in their own run as in `test`. None is hermetic today: pytest's "no
 # tests collected" (exit status 5) is then no failure.
 hermetic: venv
-	$(BIN)/pytest -m "not integration and not isolated" tests
+	$(BIN)/pytest -n $(HERMETIC_WORKERS) -m "$(HERMETIC_MARKS)" tests
 	$(BIN)/pytest -m "isolated and not integration" tests || test $$? -eq 5
 
 # `make hermetic` on every supported CPython (noxfile.py: pyenv's interpreters, never a
 # download); `make matrix PY=3.12` runs one.
 matrix: venv
-	$(BIN)/nox $(if $(PY),-s hermetic-$(PY))
+	$(BIN)/nox $(if $(PY),-s hermetic-$(PY)) -- -n $(HERMETIC_WORKERS)
 
 # The timing-sensitive tests, STRESS_COUNT times each, with STRESS_BUSY threads burning CPU
 # in the same process (tests/support/busy.py): a loaded 2-core CI machine, where a wait that
@@ -130,6 +170,15 @@ bench-quick: venv
 # path (about 3 minutes per million on one core); not part of `make test`.
 fuzz: venv
 	$(BIN)/python -m tests.fuzz.harness --inputs 1000000
+
+# A soak (benchmarks/soak.py): SOAK_MINUTES (default 10) of steady traffic against RabbitMQ
+# over WebSocket and TCP, each through a fault proxy cut once a minute; fails when RSS, open
+# fds or threads trend upward, a confirmed message is lost or a call runs past its timeout.
+# Samples in /tmp/stompws-soak.csv, the plot in benchmarks/soak.png. Not part of `make test`.
+SOAK_MINUTES ?= 10
+
+soak: venv brokers
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES)
 
 demo: venv
 	$(BIN)/python examples/quickstart.py

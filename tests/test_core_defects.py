@@ -1032,7 +1032,8 @@ def test_suspect_g_ping_is_answered_while_heartbeats_are_off(harness: Harness) -
     recorder.wait_for("message")
     conn.resume_reading()
     send.result(5.0)
-    assert conn.expect_pong(1.0) == b"during"
+    # Whether it is answered, not how fast: 1 s was too short beside the test matrix's runs.
+    assert conn.expect_pong(5.0) == b"during"
 
 
 # -- broker quirk: an ERROR that names no frame, then RECEIPTs (#14) -------------------------

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from stompws import Frame, FrameParser, ProtocolError
 
+from .support.volume import scaled
+
 COMMANDS = st.sampled_from(["SEND", "MESSAGE", "ERROR", "RECEIPT", "ACK", "SUBSCRIBE", "BEGIN"])
 # What each version can carry in a header (anything else is refused by the encoder).
 TEXT_10 = st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=["Cs"]))
@@ -44,7 +46,7 @@ def check(frame: Frame, parsed: Frame) -> None:
     assert parsed.header_list == [*frame.header_list, ("content-length", str(len(frame.body)))]
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(300), suppress_health_check=[HealthCheck.too_slow])
 @given(COMMANDS, header_lists(NAME_10, TEXT_10), st.binary(max_size=300), st.integers(1, 64))
 def test_roundtrip_10(
     command: str, headers: list[tuple[str, str]], body: bytes, chunk: int
@@ -53,7 +55,7 @@ def test_roundtrip_10(
     check(frame, roundtrip(frame, "1.0", chunk))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(300), suppress_health_check=[HealthCheck.too_slow])
 @given(
     COMMANDS,
     header_lists(TEXT_11.filter(bool), TEXT_11),
@@ -67,7 +69,7 @@ def test_roundtrip_11(
     check(frame, roundtrip(frame, "1.1", chunk))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(300), suppress_health_check=[HealthCheck.too_slow])
 @given(
     COMMANDS,
     header_lists(TEXT_12.filter(bool), TEXT_12),
@@ -81,7 +83,7 @@ def test_roundtrip_12(
     check(frame, roundtrip(frame, "1.2", chunk))
 
 
-@settings(max_examples=200)
+@settings(max_examples=scaled(200))
 @given(st.lists(st.binary(max_size=40).filter(lambda b: b"\x00" not in b), max_size=5))
 def test_frames_without_content_length_roundtrip(bodies: list[bytes]) -> None:
     frames = [Frame("MESSAGE", {"n": str(i)}, body) for i, body in enumerate(bodies)]
@@ -97,7 +99,7 @@ VALID = [
 ]
 
 
-@settings(max_examples=1000)
+@settings(max_examples=scaled(1000))
 @given(st.binary(max_size=200), st.sampled_from(["1.0", "1.1", "1.2"]), st.integers(1, 50))
 def test_garbage_raises_only_protocol_error(data: bytes, version: str, chunk: int) -> None:
     parser = FrameParser(version, max_frame_size=150, max_header_count=5, max_header_line=60)
@@ -106,7 +108,7 @@ def test_garbage_raises_only_protocol_error(data: bytes, version: str, chunk: in
             parser.feed(data[start : start + chunk])
 
 
-@settings(max_examples=1000)
+@settings(max_examples=scaled(1000))
 @given(st.sampled_from(VALID), st.data())
 def test_mutated_frames_raise_only_protocol_error(wire: bytes, data: st.DataObject) -> None:
     mutated = bytearray(wire)

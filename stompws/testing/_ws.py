@@ -136,6 +136,10 @@ class WsListener:
         # Every server connection, from the moment it exists (during the handshake too), so
         # that stop() can cut and join all of them; weak, so that ended ones drop out.
         self._all: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        # Each connection's handler thread: websockets' shutdown waits until a handler has
+        # left its set of running handlers, which the thread does a moment before it ends;
+        # join() waits for the end itself (a busy machine stretched that moment past stop()).
+        self._handlers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
         listener = self
 
         class _Connection(ServerConnection):
@@ -214,7 +218,7 @@ class WsListener:
             self.abort_all()
             shutdown.join(min(0.05, max(deadline - time.monotonic(), 0.0)))
         for thread in self.threads():
-            if thread.ident is not None:
+            if thread.ident is not None and thread is not threading.current_thread():
                 thread.join(max(deadline - time.monotonic(), 0.0))
 
     def threads(self) -> list[threading.Thread]:
@@ -222,6 +226,8 @@ class WsListener:
         if self._shutdown_thread is not None:
             threads.append(self._shutdown_thread)
         threads += [ws.recv_events_thread for ws in self._connections()]
+        with self._lock:
+            threads += list(self._handlers)
         return threads
 
     def _connections(self) -> list[ServerConnection]:
@@ -240,6 +246,7 @@ class WsListener:
             # Under the lock that abort_all() takes: either it sees this connection, or
             # this sees that the broker is stopping.
             self._all.add(ws)
+            self._handlers.add(threading.current_thread())
             stopping = self._hub.stopping
         if stopping:
             _cut(ws)

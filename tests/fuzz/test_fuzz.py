@@ -16,6 +16,7 @@ import pytest
 import stompws
 
 from ..fakes import Peer, fake_broker
+from ..support.volume import scaled
 from .harness import CRASHES_DIR, SEEDS, Tally, check, make_fuzz_test, mutate
 
 WAIT = 5.0
@@ -50,8 +51,8 @@ def test_saved_crashes_stay_fixed(path: Path) -> None:
 
 def test_short_fuzz() -> None:
     tally = Tally()
-    make_fuzz_test(tally, examples=800, mutants=16)()
-    assert tally.inputs >= 800 * 17
+    make_fuzz_test(tally, examples=scaled(800), mutants=16)()
+    assert tally.inputs >= scaled(800) * 17
 
 
 def test_hostile_streams_through_a_client() -> None:
