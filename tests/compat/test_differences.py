@@ -17,6 +17,7 @@ import stompws
 import stompws.compat as compat
 from stompws.testing import Broker
 
+from ..fakes import Peer, fake_broker
 from ..faults.proxy import FaultProxy
 from .support import IMPLEMENTATIONS, Recorder, new_queue, wait_for
 
@@ -340,3 +341,33 @@ def test_bind_host_port_over_websocket_too(broker: Broker, made: list[Any]) -> N
             assert proxy.wait_for_accepted(proxy.accepted).client_address == ("127.0.0.1", port)
             return
         pytest.fail("five free ports were all taken before the client could bind one")
+
+
+def test_a_refused_connect_closed_without_its_error_is_tried_again_and_each_end_heard(
+    made: list[Any],
+) -> None:
+    """ActiveMQ now and then closes a CONNECT with a wrong passcode without sending its
+    ERROR (seen in a fresh clone); the next attempt gets the ERROR. As stomp.py does after a
+    failed connection, compat tries again; the listeners hear each attempt's end once."""
+    attempts: list[int] = []
+
+    def closes_then_refuses(peer: Peer) -> None:
+        attempts.append(1)
+        connect = peer.frame()
+        assert connect is not None and connect.command == "CONNECT", connect
+        if len(attempts) > 1:
+            peer.send_frame("ERROR", {"message": "User name [guest] or password is invalid."})
+
+    with fake_broker(closes_then_refuses) as broker:
+        recorder = Recorder()
+        connection = compat.Connection12(
+            [("127.0.0.1", broker.port)], reconnect_attempts_max=3, reconnect_sleep_initial=0.01
+        )
+        made.append(connection)
+        connection.set_listener("recorder", recorder)
+        connection.connect("guest", "wrong", wait=False)
+        recorder.wait_for("error")
+        recorder.wait_for("disconnected", 2)
+        names = recorder.names()
+    assert names == ["connecting", "disconnected", "connecting", "error", "disconnected"], names
+    assert len(attempts) == 2

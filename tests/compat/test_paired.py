@@ -385,9 +385,15 @@ def test_wrong_passcode_without_wait_reaches_on_error(
         # stomp.py 9 reports this close only some of the time (never over WebSocket, in
         # about half the runs over TCP): what follows is checked of stompws.compat alone.
         return
-    # The broker closes after its ERROR: the listeners hear the end, once.
-    recorder.wait_for("disconnected")
-    assert recorder.names().count("disconnected") == 1
+    # The broker closes after its ERROR: the listeners hear that end, once. ActiveMQ now and
+    # then closes a refused CONNECT without its ERROR (seen in a fresh clone: its log had no
+    # "processing: CONNECT" line for that connection); stompws.compat then tries again, as
+    # stomp.py does after a connection that failed, and hears that attempt's end too:
+    # one end per attempt (tests/compat/test_differences.py replays it exactly).
+    recorder.wait_for("disconnected", recorder.names().count("connecting"))
+    names = recorder.names()
+    assert names.count("disconnected") == names.count("connecting"), names
+    assert names[names.index("error") :] == ["error", "disconnected"], names
     assert not connection.is_connected()
 
 
