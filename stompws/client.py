@@ -601,9 +601,14 @@ class Client:
         (not made again after a reconnect, its handle ended with the error)."""
         if not receipt.fail(error) or receipt.subscription_id is None:
             return
+        self._end_subscription(connection, receipt.subscription_id, error)
+
+    def _end_subscription(self, connection: Connection, sub_id: str, error: StompError) -> None:
+        """The broker will not serve ``sub_id``: forgotten by the session (not made again on
+        a reconnect), out of ``subscriptions``, its handle ended with ``error``."""
         with connection.lock:
-            connection.protocol.forget_subscription(receipt.subscription_id)
-            subscription = self._subscriptions.pop(receipt.subscription_id, None)
+            connection.protocol.forget_subscription(sub_id)
+            subscription = self._subscriptions.pop(sub_id, None)
         if subscription is not None:
             subscription._close(error, failed=True)
 
@@ -651,8 +656,8 @@ class Client:
 
     def _on_error(self, connection: Connection, event: ErrorReceived) -> None:
         """An ERROR fails exactly what it names: its receipt, else the connect attempt, and
-        the subscription it ended (a refused resubscription, one the broker cancelled); if
-        the connection ends before anything else arrives, it is the reason of that end."""
+        a subscription the broker cancelled; if the connection ends before anything else
+        arrives, it is the reason of that end."""
         error = BrokerError(event.frame)
         logger.warning("%r: %s", self, error)
         if event.receipt_id is not None:
@@ -662,23 +667,16 @@ class Client:
                 self._refused(connection, receipt, error)
         elif not connection.attempt.settled.is_set():
             connection.attempt.fail(error)
-        ended = event.ended_subscription
         with connection.lock:
             connection.unanswered_error = error
             connection.error_mark = connection.next_ticket - 1
             connection.error_at = time.monotonic()
-            subscription = self._subscriptions.pop(ended.id, None) if ended else None
+        ended = event.ended_subscription
         if ended is not None:
-            # The session has forgotten it already: it is not made again on a reconnect.
             logger.warning(
-                "%r: subscription %s to %s ended by the broker: %s",
-                self,
-                ended.id,
-                ended.destination,
-                error,
+                "%r: subscription %s to %s ended by the broker", self, ended.id, ended.destination
             )
-        if subscription is not None:
-            subscription._close(error, failed=True)
+            self._end_subscription(connection, ended.id, error)
         self._listeners.call("on_error", event.frame)
 
     def connection_heartbeat_timeout(self, connection: Connection) -> None:
@@ -794,8 +792,6 @@ class Client:
             return
         with connection.lock:
             info = connection.protocol.subscriptions.get(suspect)
-            connection.protocol.forget_subscription(suspect)
-            subscription = self._subscriptions.pop(suspect, None)
         destination = info.destination if info is not None else "?"
         error = ConnectionClosed(
             f"the broker refuses subscription {suspect} to {destination}: {strikes} times in "
@@ -804,8 +800,7 @@ class Client:
         )
         error.__cause__ = failure
         logger.warning("%r: %s", self, error)
-        if subscription is not None:
-            subscription._close(error, failed=True)
+        self._end_subscription(connection, suspect, error)
 
     # -- how an operation reaches the wire ----------------------------------------------------
 
